@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# The venv is created when missing; the install is redone when pyproject.toml changes.
+PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_WS ?= demo-ws
+
+.PHONY: install demo test test-slow bench bench-ingest bench-audit bench-query clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pdbg needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: install
+	rm -rf $(DEMO_WS) .$(DEMO_WS).audit-mirror
+	$(BIN)/pdbg demo $(DEMO_WS)
+
+test: install
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
+
+bench: bench-ingest bench-audit bench-query
+
+bench-ingest: install
+	$(BIN)/python benchmarks/ingest.py
+
+bench-audit: install
+	$(BIN)/python benchmarks/audit.py
+
+bench-query: install
+	$(BIN)/python benchmarks/query.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_WS) .$(DEMO_WS).audit-mirror .pytest_cache test-output

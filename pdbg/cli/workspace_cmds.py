@@ -1,0 +1,7 @@
+"""CLI verbs: workspace (placeholder until its issue lands)."""
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Attach this module's commands to the top-level group."""

@@ -1,0 +1,111 @@
+"""The whole pdbg exception tree.
+
+Every error a user can meet is a :class:`PdbgError` carrying a ``hint``: what to
+do next. Messages name the problem and never contain a private value, token or
+key (DESIGN.md invariant 7)::
+
+    PdbgError
+    ├── WorkspaceError     workspace missing, already exists, wrong format version
+    ├── PolicyError        dataset policy invalid or violated
+    ├── IngestError        an ingest could not complete (dataset left unchanged)
+    ├── AccessDenied       no role, grant, or token for the action
+    ├── BudgetExceeded     a release would spend more than remains (nothing charged)
+    ├── QueryRejected      SQL outside the DP subset (names the rule and a fix)
+    ├── EngineError        the backend failed; message sanitized
+    └── AuditError         the audit log could not be written or does not verify
+"""
+
+from __future__ import annotations
+
+
+class PdbgError(Exception):
+    """Root of every pdbg error; ``hint`` says what to do next."""
+
+    default_hint = "See `pdbg --help`."
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})"
+
+    def to_dict(self) -> dict:
+        """A JSON-safe form used by the CLI's --json output and the broker API."""
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+class WorkspaceError(PdbgError):
+    default_hint = "Create one with `pdbg init WS` or point at an existing workspace."
+
+
+class PolicyError(PdbgError):
+    default_hint = "Fix the dataset policy YAML and register it again with `pdbg dataset add`."
+
+
+class IngestError(PdbgError):
+    default_hint = "Fix the input file; the dataset was left exactly as it was."
+
+
+class AccessDenied(PdbgError):
+    default_hint = "Request access with `pdbg access request` and ask an approver to approve it."
+
+
+class BudgetExceeded(PdbgError):
+    """A release would cost more than remains; nothing was charged."""
+
+    default_hint = "Ask for a smaller epsilon, reuse a cached answer, or request more budget."
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        requested: float | None = None,
+        remaining: float | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.requested = requested
+        self.remaining = remaining
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.update(requested=self.requested, remaining=self.remaining)
+        return d
+
+
+class QueryRejected(PdbgError):
+    """SQL outside the DP subset. ``rule`` is a stable identifier of the broken rule."""
+
+    default_hint = "Rewrite the query as an aggregate over the dataset (COUNT, SUM, AVG, quantiles)."
+
+    def __init__(self, message: str, hint: str | None = None, *, rule: str = "unsupported") -> None:
+        super().__init__(message, hint)
+        self.rule = rule
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["rule"] = self.rule
+        return d
+
+
+class EngineError(PdbgError):
+    default_hint = "The query engine failed; the message was sanitized. Simplify the query or retry."
+
+
+class AuditError(PdbgError):
+    default_hint = "Run `pdbg audit verify WS`; nothing was released while the audit log was unavailable."
+
+
+__all__ = [
+    "PdbgError",
+    "WorkspaceError",
+    "PolicyError",
+    "IngestError",
+    "AccessDenied",
+    "BudgetExceeded",
+    "QueryRejected",
+    "EngineError",
+    "AuditError",
+]

@@ -1,0 +1,1 @@
+"""Pure data: dataset policies, column classes, transforms, workspace layout and config."""
