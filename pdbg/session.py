@@ -61,3 +61,258 @@ class Result:
     notes: tuple[str, ...] = ()
     budget: BudgetView | None = None
     meta: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# the pipeline
+
+
+def _digest(*parts: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+class Session:
+    """An investigator's embedded session on one workspace, for one case.
+
+    Every release goes through :meth:`sql`, which is the only code path that turns
+    private data into an answer. Errors are typed (:mod:`pdbg.errors`) and
+    audited; a refused query charges nothing and the session keeps working.
+    """
+
+    def __init__(self, workspace, *, user: str, case: str, token: str | None = None) -> None:
+        from pdbg.governance import principals
+        from pdbg.policy.workspace import Workspace
+
+        self.ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        self.user = user
+        self.case = case
+        # Embedded mode: the token is checked when given; the broker always requires it.
+        if token is not None:
+            principals.authenticate(self.ws, user, token)
+        principals.require_role(self.ws, user, "investigator")
+
+    def __repr__(self) -> str:
+        return f"Session(workspace={str(self.ws.root)!r}, user={self.user!r}, case={self.case!r})"
+
+    # -- public API -------------------------------------------------------
+    def sql(self, query: str, *, epsilon: float | None = None, accuracy: float | None = None,
+            params: dict | None = None) -> Result:
+        """Release a DP answer to ``query``, charging ``epsilon`` (or what ``accuracy`` needs)."""
+        from pdbg.errors import PdbgError
+
+        try:
+            return self._release(query, epsilon=epsilon, accuracy=accuracy, params=params)
+        except PdbgError as err:
+            from pdbg.errors import AuditError
+
+            if not isinstance(err, AuditError):
+                self._audit_refusal(query, err)
+            raise
+
+    def preview(self, query: str, *, epsilon: float | None = None, accuracy: float | None = None,
+                params: dict | None = None) -> Preview:
+        """Cost and expected accuracy; spends nothing, touches no data, writes no audit record."""
+        from pdbg.dp import release as dp_release
+
+        policy, plan = self._plan(query, params)
+        eps = self._resolve_epsilon(plan, policy, epsilon, accuracy)
+        cost = dp_release.cost_of(plan, eps, policy)
+        acc = dp_release.preview(plan, eps, policy)
+        return Preview(sql=query, epsilon=eps, cost=_cost_view(cost, policy), accuracy=dict(acc), notes=plan.notes)
+
+    def budget(self, dataset: str | None = None) -> BudgetView:
+        """Granted / spent / remaining of this user's grant for this case (and the dataset cap)."""
+        from pdbg.governance import access
+        from pdbg.ledger.budget import Ledger
+
+        dataset = dataset or self._only_dataset()
+        grant = access.active_grant(self.ws, self.user, self.case, dataset)
+        return _budget_view(Ledger(self.ws), grant)
+
+    def history(self) -> list[dict]:
+        """This case's release records from the audit log (text, ε, cached), oldest first."""
+        from pdbg.ledger.audit import AuditLog
+
+        out = []
+        for r in AuditLog(self.ws).records(case=self.case):
+            if r.get("action") in ("query", "query.refused"):
+                out.append({k: r.get(k) for k in ("seq", "ts", "actor", "action", "sql", "epsilon",
+                                                   "cached", "charged", "release_id", "reason")})
+        return out
+
+    # -- pipeline steps ---------------------------------------------------
+    def _only_dataset(self) -> str:
+        from pdbg.ingest import datasets
+
+        names = [d.name for d in datasets.list_datasets(self.ws)]
+        if len(names) != 1:
+            from pdbg.errors import PolicyError
+
+            raise PolicyError("several datasets are registered; name one", "Pass dataset=… explicitly.")
+        return names[0]
+
+    def _plan(self, query: str, params: dict | None):
+        from pdbg.errors import QueryRejected
+        from pdbg.ingest import datasets
+        from pdbg.sql import plan_query
+        from pdbg.sql.tables import referenced_tables
+
+        tables = referenced_tables(query)
+        infos = datasets.list_datasets(self.ws)
+        matches = [d for d in infos if d.table_name.lower() in tables]
+        if len(matches) != 1:
+            known = ", ".join(sorted(d.table_name for d in infos)) or "none registered"
+            raise QueryRejected(
+                "the query must read exactly one private dataset table" if matches else
+                "the query reads no registered dataset table",
+                f"Query one of: {known}.",
+                rule="unknown-table" if not matches else "private-join",
+            )
+        policy = datasets.get_policy(self.ws, matches[0].name)
+        return policy, plan_query(query, policy, params=params)
+
+    def _resolve_epsilon(self, plan, policy, epsilon: float | None, accuracy: float | None) -> float:
+        from pdbg.dp import release as dp_release
+        from pdbg.errors import QueryRejected
+
+        limits = policy.epsilon
+        if epsilon is not None and accuracy is not None:
+            raise QueryRejected("give either epsilon or accuracy, not both", "Drop one of them.", rule="epsilon-or-accuracy")
+        if accuracy is not None:
+            if not accuracy > 0:
+                raise QueryRejected("accuracy must be a positive CI half-width", "E.g. accuracy=20.", rule="accuracy")
+            needed = [dp_release.epsilon_for_accuracy(plan, o.name, accuracy, policy)
+                      for o in plan.outputs if o.kind in ("count", "count_units", "sum") and not o.hidden]
+            if not needed:
+                raise QueryRejected(
+                    "accuracy= applies to counts and sums; this query has none",
+                    "Pass epsilon= instead.", rule="accuracy")
+            epsilon = max(needed)
+            if epsilon > limits.max_per_query:
+                raise QueryRejected(
+                    f"±{accuracy:g} at 95% would need ε={epsilon:.3g}, above the policy's per-query maximum {limits.max_per_query:g}",
+                    "Ask for a looser accuracy, narrow the query, or accept the default ε.",
+                    rule="epsilon-above-policy",
+                )
+            return epsilon
+        if epsilon is None:
+            return limits.default_per_query
+        if not (isinstance(epsilon, (int, float)) and epsilon > 0):
+            raise QueryRejected("epsilon must be a positive number", "E.g. epsilon=0.1.", rule="epsilon")
+        if epsilon > limits.max_per_query:
+            raise QueryRejected(
+                f"ε={epsilon:g} is above the policy's per-query maximum {limits.max_per_query:g}",
+                "Use a smaller epsilon; the policy is set by the data owner.",
+                rule="epsilon-above-policy",
+            )
+        return float(epsilon)
+
+    def _release(self, query: str, *, epsilon, accuracy, params) -> Result:
+        import secrets
+        import uuid
+
+        from pdbg.dp import release as dp_release
+        from pdbg.dp.accounting import to_units
+        from pdbg.engine.duckdb import DuckDBEngine
+        from pdbg.engine.postprocess import apply_post_sql
+        from pdbg.governance import access
+        from pdbg.ledger.audit import AuditLog
+        from pdbg.ledger.budget import Ledger
+        from pdbg.ledger.cache import ReleaseCache, cache_key
+
+        policy, plan = self._plan(query, params)
+        grant = access.active_grant(self.ws, self.user, self.case, policy.dataset)   # authorize
+        eps = self._resolve_epsilon(plan, policy, epsilon, accuracy)
+        cost = dp_release.cost_of(plan, eps, policy)
+        engine = DuckDBEngine(self.ws)
+        version = engine.data_version(policy.dataset)
+        plan_digest = _digest(plan.normalized, policy.digest)
+        key = cache_key(plan.normalized, params or {}, policy.digest, cost, version, self.case, policy.dataset)
+        audit = AuditLog(self.ws)
+        ledger = Ledger(self.ws)
+        base = dict(case=self.case, dataset=policy.dataset, grant=grant.id, sql=query,
+                    params=_jsonable(params), plan_digest=plan_digest, data_version=version, epsilon=eps)
+
+        cache = ReleaseCache(self.ws)
+        hit = cache.get(key)
+        if hit is not None:
+            audit.append(self.user, "query", **base, cached=True, charged=False,
+                         release_id=hit["release_id"], accounts=[], cost_units={"privacy": 0, "delta": 0})
+            return Result(sql=query, df=_df_from_payload(hit["payload"]), cost=CostView(0.0, 0.0, 0.0 if cost.rho is not None else None),
+                          cached=True, release_id=hit["release_id"], epsilon=eps, notes=tuple(hit.get("notes", ())),
+                          budget=_budget_view(ledger, grant))
+
+        accounts = [f"grant:{grant.id}", f"dataset:{policy.dataset}"]
+        reservation = ledger.reserve(accounts, cost, holder=f"{self.user}/{self.case}")
+        release_id = uuid.uuid4().hex
+        try:
+            exact = engine.execute(plan, salt=secrets.token_hex(16))
+            if exact.data_version != version:
+                # Data changed between the version read and execution: the cache key would lie.
+                from pdbg.errors import EngineError
+
+                raise EngineError("the dataset changed while the query ran", "Run the query again; nothing was charged.")
+            released = dp_release.release(plan, exact.groups, exact.quantile_bins, eps, policy)
+            del exact
+            df = apply_post_sql(released.df, plan.post_sql)
+            df = df[[c for c in df.columns if not c.startswith("__")]]
+            payload = _df_to_payload(df)
+            df = _df_from_payload(payload)          # the first answer equals every cached replay
+            notes = tuple(plan.notes) + tuple(getattr(released, "notes", ()))
+            # Audit before commit: a crash in between leaves a reserved charge that recover()
+            # commits because its record exists; an AuditError releases it (fail closed).
+            audit.append(self.user, "query", **base, cached=False, charged=True, release_id=release_id,
+                         reservation=reservation.id, accounts=accounts,
+                         cost_units={"privacy": reservation.privacy_units, "delta": reservation.delta_units},
+                         cost={"epsilon": cost.epsilon, "delta": cost.delta, "rho": cost.rho})
+        except BaseException:
+            ledger.release(reservation)
+            raise
+        ledger.commit(reservation)
+        cache.put(key, case=self.case, dataset=policy.dataset, data_version=version,
+                  payload={"release_id": release_id, "payload": payload, "notes": list(notes)},
+                  cost={"epsilon": cost.epsilon, "delta": cost.delta, "rho": cost.rho})
+        return Result(sql=query, df=df, cost=_cost_view(cost, policy), cached=False, release_id=release_id,
+                      epsilon=eps, notes=notes, budget=_budget_view(ledger, grant))
+
+    def _audit_refusal(self, query: str, err) -> None:
+        from pdbg.ledger.audit import AuditLog
+
+        AuditLog(self.ws).append(self.user, "query.refused", case=self.case, sql=query, charged=False,
+                                 error=type(err).__name__, rule=getattr(err, "rule", None), reason=err.message)
+
+
+def _jsonable(params: dict | None) -> dict:
+    return {str(k): (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in (params or {}).items()}
+
+
+def _cost_view(cost, policy) -> CostView:
+    return CostView(epsilon=float(cost.epsilon), delta=float(cost.delta),
+                    rho=None if cost.rho is None else float(cost.rho))
+
+
+def _budget_view(ledger, grant) -> BudgetView:
+    g = ledger.balance(f"grant:{grant.id}")
+    d = ledger.balance(f"dataset:{grant.dataset}")
+    return BudgetView(grant_id=grant.id, dataset=grant.dataset, case=grant.case, accounting=g.accounting,
+                      granted_epsilon=g.granted_epsilon, spent_epsilon=g.spent_epsilon,
+                      remaining_epsilon=g.remaining_epsilon, delta=grant.delta, expires=str(grant.expires),
+                      dataset_cap_remaining_epsilon=d.remaining_epsilon)
+
+
+def _df_to_payload(df) -> str:
+    return df.to_json(orient="table", index=False, date_format="iso", date_unit="us")
+
+
+def _df_from_payload(payload: str):
+    import io
+
+    import pandas as pd
+
+    return pd.read_json(io.StringIO(payload), orient="table")

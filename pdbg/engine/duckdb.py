@@ -1,0 +1,91 @@
+"""DuckDB backend on a read-only, locked-down connection (REFERENCE.md: DuckDB lock-down).
+
+Each query opens the data file read-only with external access disabled,
+extension auto-install/auto-load off and the configuration locked, so even a
+checker bug cannot read other files, attach databases, or switch the locks off.
+The connection is opened per query and closed at once: DuckDB allows one writer
+process, and an admin's ingest or purge must not be blocked by idle notebooks.
+
+Engine errors are never passed through: DuckDB quotes offending values in its
+messages (e.g. a failed cast), so an investigator would see private data.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+from pdbg.engine.base import ExactResult
+from pdbg.errors import EngineError, WorkspaceError
+from pdbg.policy.workspace import Workspace
+from pdbg.sql.plan import Plan
+
+DEFAULT_TIMEOUT_S = 60.0
+LOCKED_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+    "memory_limit": "4GB",
+}
+
+
+class QueryTimeout(EngineError):
+    default_hint = "Narrow the time window or the filters; the query exceeded its time limit."
+
+
+class DuckDBEngine:
+    def __init__(self, ws: Workspace, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.ws = ws
+        self.timeout_s = timeout_s
+
+    @contextmanager
+    def _connect(self):
+        import duckdb
+
+        if not self.ws.data_path.exists():
+            raise WorkspaceError("the workspace has no data file yet", "Register a dataset and ingest data first.")
+        try:
+            con = duckdb.connect(str(self.ws.data_path), read_only=True, config=dict(LOCKED_CONFIG))
+        except duckdb.IOException:
+            raise EngineError(
+                "the data file is busy (an ingest or purge is writing it)",
+                "Retry in a moment; nothing was charged.",
+            ) from None
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def data_version(self, dataset: str) -> int:
+        with self._connect() as con:
+            return _version(con, dataset)
+
+    def execute(self, plan: Plan, salt: str) -> ExactResult:
+        """Run the plan's bounded SQL (and quantile SQL) and read the data version, in one connection."""
+        import duckdb
+
+        with self._connect() as con:
+            timer = threading.Timer(self.timeout_s, con.interrupt)
+            timer.start()
+            try:
+                con.execute("BEGIN TRANSACTION")  # one snapshot for data and version
+                version = _version(con, plan.dataset)
+                groups = con.execute(plan.bounded_sql, {"salt": salt}).df()
+                bins = con.execute(plan.quantile_sql, {"salt": salt}).df() if plan.quantile_sql else None
+                con.execute("COMMIT")
+            except duckdb.InterruptException:
+                raise QueryTimeout(f"the query ran longer than {self.timeout_s:.0f} s and was stopped") from None
+            except duckdb.Error as exc:
+                # Only the exception class: DuckDB's message can quote private values.
+                raise EngineError(f"the engine could not run the query ({type(exc).__name__})") from None
+            finally:
+                timer.cancel()
+        return ExactResult(groups=groups, quantile_bins=bins, data_version=version)
+
+
+def _version(con, dataset: str) -> int:
+    row = con.execute("SELECT data_version FROM _pdbg_datasets WHERE name = ?", [dataset]).fetchone()
+    if row is None:
+        raise WorkspaceError(f"dataset {dataset!r} is not registered", "Register it with `pdbg dataset add`.")
+    return int(row[0])
