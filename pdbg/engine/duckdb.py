@@ -71,8 +71,8 @@ class DuckDBEngine:
             try:
                 con.execute("BEGIN TRANSACTION")  # one snapshot for data and version
                 version = _version(con, plan.dataset)
-                groups = con.execute(plan.bounded_sql, {"salt": salt}).df()
-                bins = con.execute(plan.quantile_sql, {"salt": salt}).df() if plan.quantile_sql else None
+                groups = _run(con, plan.bounded_sql, salt)
+                bins = _run(con, plan.quantile_sql, salt) if plan.quantile_sql else None
                 con.execute("COMMIT")
             except duckdb.InterruptException:
                 raise QueryTimeout(f"the query ran longer than {self.timeout_s:.0f} s and was stopped") from None
@@ -82,6 +82,11 @@ class DuckDBEngine:
             finally:
                 timer.cancel()
         return ExactResult(groups=groups, quantile_bins=bins, data_version=version)
+
+
+def _run(con, sql: str, salt: str):
+    # DuckDB refuses named parameters that the statement does not use.
+    return con.execute(sql, {"salt": salt} if "$salt" in sql else None).df()
 
 
 def _version(con, dataset: str) -> int:

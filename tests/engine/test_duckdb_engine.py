@@ -1,0 +1,76 @@
+"""The DuckDB backend: locked down, read-only, sanitized errors, time limit (invariants 6 and 7)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pdbg.engine.duckdb import DuckDBEngine, QueryTimeout
+from pdbg.errors import EngineError
+from pdbg.policy.workspace import create_layout
+from pdbg.sql.plan import Plan
+
+SECRET_VALUE = "alice@example.com"
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = create_layout(tmp_path / "ws", audit_mirror=tmp_path / "mirror")
+    con = duckdb.connect(str(ws.data_path))
+    con.execute("CREATE TABLE _pdbg_datasets (name VARCHAR PRIMARY KEY, data_version BIGINT)")
+    con.execute("INSERT INTO _pdbg_datasets VALUES ('t', 7)")
+    con.execute(f"CREATE TABLE t AS SELECT range AS i, '{SECRET_VALUE}' AS s FROM range(1000)")
+    con.close()
+    (tmp_path / "outside.csv").write_text("a\n1\n")
+    return ws
+
+
+def plan(sql: str, quantile_sql: str | None = None) -> Plan:
+    return Plan(dataset="t", table="t", keys=(), measures=(), quantiles=(), outputs=(), g=1, k=1,
+                bounded_sql=sql, quantile_sql=quantile_sql, post_sql=None, normalized=sql)
+
+
+def test_executes_with_salt_and_reads_version(ws):
+    res = DuckDBEngine(ws).execute(plan("SELECT count(*) AS n, $salt AS salt FROM t"), salt="abc")
+    assert res.groups["n"].tolist() == [1000]
+    assert res.groups["salt"].tolist() == ["abc"]
+    assert res.data_version == 7
+    assert "private" in repr(res) and "1000" not in repr(res)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_csv('{outside}')",
+    "SELECT * FROM glob('{outside}')",
+    "COPY t TO '{outside}.out'",
+    "ATTACH '{outside}.db' AS x",
+    "INSTALL httpfs",
+    "SET enable_external_access = true",
+    "CREATE TABLE x AS SELECT 1",
+    "DELETE FROM t",
+])
+def test_lockdown_refuses_file_access_config_and_writes(ws, tmp_path, sql):
+    with pytest.raises(EngineError) as err:
+        DuckDBEngine(ws).execute(plan(sql.format(outside=tmp_path / "outside.csv")), salt="x")
+    assert str(tmp_path) not in err.value.message
+    assert not (tmp_path / "outside.csv.out").exists()
+
+
+def test_engine_errors_never_quote_private_values(ws):
+    with pytest.raises(EngineError) as err:
+        DuckDBEngine(ws).execute(plan("SELECT CAST(s AS INTEGER) FROM t"), salt="x")
+    assert SECRET_VALUE not in str(err.value)
+    assert "ConversionException" in err.value.message
+
+
+def test_time_limit_interrupts_long_queries(ws):
+    slow = "SELECT count(*) FROM range(1000000000) a, range(1000) b WHERE a.range + b.range = -1"
+    with pytest.raises(QueryTimeout):
+        DuckDBEngine(ws, timeout_s=0.3).execute(plan(slow), salt="x")
+
+
+def test_connection_is_closed_so_writers_are_not_blocked(ws):
+    DuckDBEngine(ws).execute(plan("SELECT 1 AS one"), salt="x")
+    con = duckdb.connect(str(ws.data_path))          # a writer (ingest/purge) can open the file
+    con.execute("UPDATE _pdbg_datasets SET data_version = 8")
+    con.close()
+    assert DuckDBEngine(ws).data_version("t") == 8
