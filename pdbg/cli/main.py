@@ -17,7 +17,8 @@ from pdbg.errors import PdbgError
 
 # One module per verb group; each defines `register(cli: click.Group)`.
 COMMAND_MODULES = (
-    "pdbg.cli.workspace_cmds",   # init, demo
+    "pdbg.cli.workspace_cmds",   # init
+    "pdbg.cli.demo_cmds",        # demo
     "pdbg.cli.dataset_cmds",     # dataset add/list, ingest
     "pdbg.cli.people_cmds",      # user add/list, case open/update/show
     "pdbg.cli.access_cmds",      # access request/approve/deny/break-glass/revoke/list, review, budget

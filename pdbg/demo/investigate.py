@@ -1,0 +1,99 @@
+"""The demo investigation: a handful of DP queries that locate the injected incident.
+
+Every step is an ordinary ``Session.sql`` release; everything computed from the
+answers afterwards (rates, arg-max, the change point) is post-processing of
+noisy values and costs nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+# ε per step (the grant is ε=1; under zCDP the five releases compose to less than their sum)
+STEP_EPSILON = {"service": 0.25, "region": 0.25, "timeline": 0.45, "latency": 0.25, "users": 0.2}
+BUCKET_MINUTES = 2
+
+
+@dataclass
+class Findings:
+    service: str
+    region: str
+    start: datetime
+    users_affected: float
+    p99_ms: float
+    spent_epsilon: float
+    remaining_epsilon: float
+    steps: list = field(default_factory=list)       # (title, Result)
+
+
+def _rate(df, errors="errors", total="total"):
+    return (df[errors].clip(lower=0) / df[total].clip(lower=1)).clip(upper=1.0)
+
+
+def change_point(values: list[float]) -> int:
+    """Index of the first bucket after the split that best separates a low and a high mean (CUSUM)."""
+    n = len(values)
+    best, best_i = float("-inf"), 1
+    total = sum(values)
+    left = 0.0
+    for i in range(1, n):
+        left += values[i - 1]
+        mean_l, mean_r = left / i, (total - left) / (n - i)
+        score = (mean_r - mean_l) * (i * (n - i) / n) ** 0.5
+        if score > best:
+            best, best_i = score, i
+    return best_i
+
+
+def investigate(session, window: tuple[datetime, datetime], echo=None) -> Findings:
+    say = echo or (lambda *_: None)
+    steps = []
+
+    q1 = ("SELECT service, COUNT(*) FILTER (WHERE status >= 500) AS errors, COUNT(*) AS total "
+          "FROM requests GROUP BY service")
+    r1 = session.sql(q1, epsilon=STEP_EPSILON["service"])
+    steps.append(("5xx by service", r1))
+    service = r1.df.assign(rate=_rate(r1.df)).sort_values("rate", ascending=False)["service"].iloc[0]
+    say("5xx by service", r1, f"highest error rate: {service}")
+
+    q2 = ("SELECT region, COUNT(*) FILTER (WHERE status >= 500) AS errors, COUNT(*) AS total "
+          "FROM requests WHERE service = $service GROUP BY region")
+    r2 = session.sql(q2, epsilon=STEP_EPSILON["region"], params={"service": service})
+    steps.append((f"5xx by region for {service}", r2))
+    region = r2.df.assign(rate=_rate(r2.df)).sort_values("rate", ascending=False)["region"].iloc[0]
+    say(f"5xx by region for {service}", r2, f"highest error rate: {region}")
+
+    lo, hi = window
+    q3 = (f"SELECT time_bucket(INTERVAL '{BUCKET_MINUTES} minutes', ts) AS t, COUNT(*) AS errors FROM requests "
+          "WHERE status >= 500 AND service = $service AND region = $region "
+          f"AND ts >= TIMESTAMP '{lo:%Y-%m-%d %H:%M:%S}' AND ts < TIMESTAMP '{hi:%Y-%m-%d %H:%M:%S}' "
+          "GROUP BY t ORDER BY t")
+    r3 = session.sql(q3, epsilon=STEP_EPSILON["timeline"], params={"service": service, "region": region})
+    steps.append((f"5xx over time, {service} in {region}", r3))
+    ts = r3.df.sort_values("t")
+    i = change_point([float(v) for v in ts["errors"]])
+    start = ts["t"].iloc[i].to_pydatetime()
+    say(f"5xx over time, {service} in {region}", r3, f"change point: {start:%Y-%m-%d %H:%M}")
+
+    q4 = "SELECT service, quantile_cont(latency_ms, 0.99) AS p99 FROM requests WHERE region = $region GROUP BY service"
+    r4 = session.sql(q4, epsilon=STEP_EPSILON["latency"], params={"region": region})
+    steps.append((f"p99 latency by service in {region}", r4))
+    p99 = float(r4.df.set_index("service").loc[service, "p99"])
+    say(f"p99 latency by service in {region}", r4, f"{service}: p99 ≈ {p99:,.0f} ms")
+
+    q5 = ("SELECT COUNT(DISTINCT user_id) AS users_affected FROM requests WHERE status >= 500 "
+          "AND service = $service AND region = $region "
+          f"AND ts >= TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}'")
+    r5 = session.sql(q5, epsilon=STEP_EPSILON["users"], params={"service": service, "region": region})
+    steps.append(("users affected since the change point", r5))
+    users = float(r5.df["users_affected"].iloc[0])
+    say("users affected since the change point", r5, f"≈ {users:,.0f} users")
+
+    b = session.budget()
+    return Findings(service=service, region=region, start=start, users_affected=users, p99_ms=p99,
+                    spent_epsilon=b.spent_epsilon, remaining_epsilon=b.remaining_epsilon, steps=steps)
+
+
+def within(found: datetime, truth: datetime, minutes: int = 5) -> bool:
+    return abs(found.replace(tzinfo=None) - truth.replace(tzinfo=None)) <= timedelta(minutes=minutes)
