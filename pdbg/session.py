@@ -243,13 +243,13 @@ class Session:
         hit = cache.get(key)
         if hit is not None:
             audit.append(self.user, "query", **base, cached=True, charged=False,
-                         release_id=hit["release_id"], accounts=[], cost_units={"privacy": 0, "delta": 0})
+                         release_id=hit["release_id"])
             return Result(sql=query, df=_df_from_payload(hit["payload"]), cost=CostView(0.0, 0.0, 0.0 if cost.rho is not None else None),
                           cached=True, release_id=hit["release_id"], epsilon=eps, notes=tuple(hit.get("notes", ())),
                           budget=_budget_view(ledger, grant))
 
-        accounts = [f"grant:{grant.id}", f"dataset:{policy.dataset}"]
-        reservation = ledger.reserve(accounts, cost, holder=f"{self.user}/{self.case}")
+        reservation = ledger.reserve([grant.account_id, grant.dataset_account_id], cost,
+                                     holder=f"{self.user}/{self.case}")
         release_id = uuid.uuid4().hex
         try:
             exact = engine.execute(plan, salt=secrets.token_hex(16))
@@ -267,9 +267,8 @@ class Session:
             notes = tuple(plan.notes) + tuple(getattr(released, "notes", ()))
             # Audit before commit: a crash in between leaves a reserved charge that recover()
             # commits because its record exists; an AuditError releases it (fail closed).
-            audit.append(self.user, "query", **base, cached=False, charged=True, release_id=release_id,
-                         reservation=reservation.id, accounts=accounts,
-                         cost_units={"privacy": reservation.privacy_units, "delta": reservation.delta_units},
+            audit.append(self.user, "query", **base, cached=False, release_id=release_id,
+                         **reservation.audit_fields(),
                          cost={"epsilon": cost.epsilon, "delta": cost.delta, "rho": cost.rho})
         except BaseException:
             ledger.release(reservation)
@@ -298,8 +297,8 @@ def _cost_view(cost, policy) -> CostView:
 
 
 def _budget_view(ledger, grant) -> BudgetView:
-    g = ledger.balance(f"grant:{grant.id}")
-    d = ledger.balance(f"dataset:{grant.dataset}")
+    g = ledger.balance(grant.account_id)
+    d = ledger.balance(grant.dataset_account_id)
     return BudgetView(grant_id=grant.id, dataset=grant.dataset, case=grant.case, accounting=g.accounting,
                       granted_epsilon=g.granted_epsilon, spent_epsilon=g.spent_epsilon,
                       remaining_epsilon=g.remaining_epsilon, delta=grant.delta, expires=str(grant.expires),
