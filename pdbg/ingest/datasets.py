@@ -62,13 +62,17 @@ SQL_TYPES = {
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
-    table: str
+    table_name: str
     policy_hash: str
     data_version: int
     key_id: str
     registered_at: str
     updated_at: str
     rows: int | None = None
+
+    @property
+    def table(self) -> str:
+        return self.table_name
 
     def to_dict(self) -> dict:
         return asdict(self)
