@@ -1,61 +1,82 @@
-"""Tamper-evident audit log (interface; hardened by the audit-log work).
+"""Tamper-evident audit log: hash-chained JSON Lines, RFC 6962 tree heads, signed
+checkpoints kept twice.
 
-`AuditLog(ws).append(actor, action, severity="info", **fields)` appends one
-hash-chained JSON line and returns the record; any failure raises AuditError so
-the caller fails closed.
+Public API (stable; other layers call it)::
+
+    AuditLog(ws).append(actor, action, *, severity="info", **fields) -> dict   # raises AuditError
+    AuditLog(ws).records(case=None) -> list[dict]
+    verify(ws, *, all_signatures=False) -> VerifyReport
+    show(ws, case=None) -> list[dict]
+
+Files: ``WS/audit/audit.jsonl`` (records), ``WS/audit/checkpoints.jsonl`` (signed tree
+heads), ``WS/audit/head.json`` (appender cache), ``WS/audit/quarantine/`` (torn tails),
+``MIRROR/<workspace_id>/`` (checkpoint copies + first-seen key). Formats:
+:mod:`pdbg.ledger.audit.encoding`; append protocol: :mod:`pdbg.ledger.audit.log`;
+checks: :mod:`pdbg.ledger.audit.verify`.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
+from collections.abc import Sequence
 
-from pdbg import clock
-from pdbg.errors import AuditError
+from pdbg.ledger.audit.encoding import GENESIS, canonical
+from pdbg.ledger.audit.log import append_entries
+from pdbg.ledger.audit.show import show
+from pdbg.ledger.audit.verify import VerifyReport, verify
 from pdbg.policy.workspace import Workspace
-
-GENESIS = "0" * 64
-
-
-def _canonical(obj: dict) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class AuditLog:
+    """Handle on a workspace's audit log. Cheap to create; holds no open files."""
+
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
 
     def append(self, actor: str, action: str, *, severity: str = "info", **fields) -> dict:
-        try:
-            with open(self.ws.audit_path, "a+b") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
-                f.seek(0)
-                last = None
-                for line in f:
-                    if line.strip():
-                        last = json.loads(line)
-                rec = {
-                    "seq": (last["seq"] + 1) if last else 0,
-                    "ts": clock.iso(),
-                    "actor": actor,
-                    "action": action,
-                    "severity": severity,
-                    **fields,
-                    "prev": last["hash"] if last else GENESIS,
-                }
-                rec["hash"] = hashlib.sha256(_canonical(rec)).hexdigest()
-                f.seek(0, os.SEEK_END)
-                f.write(_canonical(rec) + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-                return rec
-        except OSError as exc:
-            raise AuditError(f"could not append to the audit log ({exc.strerror})") from None
+        """Append one record and a signed checkpoint; return the record as stored.
+
+        Raises AuditError on any failure (lock, disk, mirror, damaged log, bad field):
+        the caller must then release nothing (fail closed). Field names ``seq``, ``ts``,
+        ``actor``, ``action``, ``severity``, ``prev``, ``hash`` are reserved, and
+        secret-like names (``token``, ``secret``, ``password``, …) are refused.
+        """
+        return append_entries(self.ws, [(actor, action, severity, fields)])[0]
+
+    def append_many(self, entries: Sequence[tuple[str, str, dict]]) -> list[dict]:
+        """Append several records under one lock with one checkpoint (group commit).
+
+        Each entry is ``(actor, action, fields)``; ``fields`` may hold ``severity``.
+        Why: one fsync round and one signature per batch instead of per record, for
+        callers that produce many records at once (bulk receipts, imports). All or
+        nothing is *attempted*; on AuditError treat the whole batch as not recorded.
+        """
+        batch = []
+        for actor, action, fields in entries:
+            fields = dict(fields)
+            severity = fields.pop("severity", "info")
+            batch.append((actor, action, severity, fields))
+        return append_entries(self.ws, batch) if batch else []
 
     def records(self, case: str | None = None) -> list[dict]:
-        if not self.ws.audit_path.exists():
+        """All complete records in order (a torn last line is skipped), optionally only
+        those whose ``case`` field equals ``case``. Reads without the lock: records
+        are append-only, and only whole lines are returned."""
+        try:
+            data = self.ws.audit_path.read_bytes()
+        except FileNotFoundError:
             return []
-        out = [json.loads(l) for l in self.ws.audit_path.read_bytes().splitlines() if l.strip()]
-        return [r for r in out if case is None or r.get("case") == case]
+        out = []
+        for line in data.split(b"\n")[:-1]:
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and (case is None or rec.get("case") == case):
+                out.append(rec)
+        return out
+
+
+__all__ = ["AuditLog", "VerifyReport", "verify", "show", "canonical", "GENESIS"]
