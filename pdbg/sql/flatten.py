@@ -171,7 +171,8 @@ class Flattener:
         group_node = tree.args.get("group")
         group_raw: list[Any] = []
         if group_node is not None:
-            if any(group_node.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals")):
+            if any(group_node.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals")) or any(
+                    isinstance(g, (exp.Rollup, exp.Cube, exp.GroupingSets)) for g in group_node.expressions):
                 reject("unsupported-grouping", "ROLLUP, CUBE and GROUPING SETS are not supported",
                        "Run one query per grouping.")
             if group_node.args.get("all"):
