@@ -85,7 +85,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("ipv4", rf"(^|[^0-9.])(?:{_IPV4})\b"),
     Detector(
         "card",
-        r"()\b[2-6](?:[0-9]{12,18}|[0-9]{3}(?:[ -][0-9]{4}){3}(?:[ -]?[0-9]{1,3})?|[0-9]{3}[ -][0-9]{6}[ -][0-9]{5})\b",
+        r"()\+?\b[2-6](?:[0-9]{12,18}|[0-9]{3}(?:[ -][0-9]{4}){3}(?:[ -]?[0-9]{1,3})?|[0-9]{3}[ -][0-9]{6}[ -][0-9]{5})\b",
     ),
     Detector(
         "phone",
@@ -99,6 +99,9 @@ DETECTORS: tuple[Detector, ...] = (
 _TWICE = frozenset({"ipv4", "ipv6", "phone"})
 _BY_NAME = {d.name: d for d in DETECTORS}
 NAMES: tuple[str, ...] = tuple(d.name for d in DETECTORS)
+#: One pattern matching wherever any detector could fire: a cheap single-pass pre-filter, so
+#: the full chain runs only on the few values that may hold something (the chain decides).
+ANY_PATTERN = "|".join(f"(?:{d.pattern})" for d in DETECTORS)
 _COMPILED = {d.name: re.compile(d.pattern, re.ASCII) for d in DETECTORS}
 
 
@@ -122,6 +125,11 @@ def luhn_ok(candidate: str) -> bool:
             d = d * 2 - 9 if d >= 5 else d * 2
         total += d
     return total % 10 == 0
+
+
+def _card_ok(candidate: str) -> bool:
+    # A leading "+" is matched only to reject the candidate: "+4915112345678" is a phone number.
+    return not candidate.startswith("+") and luhn_ok(candidate)
 
 
 def _count(text: str, ph: str) -> int:
@@ -154,7 +162,7 @@ def redact_text(text: str) -> tuple[str, dict[str, int]]:
 def _redact_cards(text: str) -> str:
     # Same rule as SQL: every Luhn-valid candidate string is replaced wherever it occurs.
     for m in [m.group(0) for m in _COMPILED["card"].finditer(text)]:
-        if luhn_ok(m):
+        if _card_ok(m):
             text = text.replace(m, "<CARD>")
     return text
 
@@ -195,7 +203,7 @@ def _spans(d: Detector, cur: str) -> list[tuple[int, int]]:
     rx = _COMPILED[d.name]
     if d.name != "card":
         return [(m.end(1), m.end()) for m in rx.finditer(cur)]
-    valid = [m.group(0) for m in rx.finditer(cur) if luhn_ok(m.group(0))]
+    valid = [m.group(0) for m in rx.finditer(cur) if _card_ok(m.group(0))]
     out: list[tuple[int, int]] = []
     for v in valid:  # the string.replace rule of _redact_cards, as spans
         i = cur.find(v)
@@ -230,7 +238,7 @@ def _luhn_sql(c: str) -> str:
 def _step_sql(d: Detector, expr: str) -> str:
     pat = _lit(d.pattern)
     if d.name == "card":
-        valid = f"list_filter(regexp_extract_all({expr}, {pat}), lambda c: {_luhn_sql('c')})"
+        valid = f"list_filter(regexp_extract_all({expr}, {pat}), lambda c: NOT starts_with(c, '+') AND {_luhn_sql('c')})"
         return (
             f"CASE WHEN regexp_matches({expr}, {pat}) THEN "
             f"list_reduce(list_prepend({expr}, {valid}), lambda acc, m: replace(acc, m, '<CARD>')) "

@@ -175,8 +175,9 @@ def _ingest_file(
     )
     sums = ["count(*)", f"count_if({has_unit})"]
     keys: list[tuple[str, object]] = []
-    for (col, det), alias in m.detector_hits.items():
-        sums.append(f"coalesce(sum({datasets.quote_ident(alias)}) FILTER (WHERE {has_unit}), 0)")
+    for (col, det), hits in m.detector_hits.items():
+        orig = datasets.quote_ident(m.originals[col])
+        sums.append(f"coalesce(sum({hits}) FILTER (WHERE {has_unit} AND {orig} IS NOT NULL), 0)")
         keys.append(("det", (col, det)))
     for col, alias in m.dropped.items():
         sums.append(f"count_if({datasets.quote_ident(alias)})")
