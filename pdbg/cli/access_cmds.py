@@ -122,9 +122,9 @@ def register(cli: click.Group) -> None:
         ws = _ws(workspace)
         reqs = [r.to_dict() for r in access.list_requests(ws, pending_only=pending)]
         grants = [] if pending else [g.to_dict() for g in access.list_grants(ws)]
-        lines = ["requests:"] + ["  " + _req_line(r) for r in reqs] or []
+        lines = ["requests:"] + (["  " + _req_line(r) for r in reqs] or ["  none"])
         if not pending:
-            lines += ["grants:"] + ["  " + _grant_line(g) for g in grants]
+            lines += ["grants:"] + (["  " + _grant_line(g) for g in grants] or ["  none"])
         _emit({"requests": reqs, "grants": grants}, as_json, "\n".join(lines))
 
     @cli.group("review")
