@@ -136,6 +136,9 @@ def ingest(
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass  # the transaction was already aborted by DuckDB; nothing was committed
+            if isinstance(exc, _CastFailed):
+                # Diagnose outside the aborted transaction: which column, by count only.
+                raise _diagnose(con, exc.policy, exc.src, exc.m, exc.path) from None
             if isinstance(exc, PdbgError) or not isinstance(exc, duckdb.Error):
                 raise
             raise IngestError(
@@ -162,7 +165,7 @@ def _ingest_file(
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {m.sql}", params)
     except duckdb.ConversionException:
-        raise _diagnose(con, policy, src, m, path) from None
+        raise _CastFailed(policy, src, m, path) from None
     except duckdb.Error as exc:
         raise IngestError(
             f"{path.name}: could not be minimized ({type(exc).__name__})",
@@ -208,6 +211,14 @@ def _ingest_file(
     for u in m.unknown:
         if u not in report.unknown_columns:
             report.unknown_columns.append(u)
+
+
+class _CastFailed(Exception):
+    """Internal: a conversion failed inside the transaction; diagnosed after the rollback."""
+
+    def __init__(self, policy, src, m, path) -> None:
+        super().__init__("conversion failed")
+        self.policy, self.src, self.m, self.path = policy, src, m, path
 
 
 def _diagnose(con, policy: DatasetPolicy, src: loaders.Source, m: transforms.Minimization, path: Path) -> IngestError:
