@@ -152,6 +152,12 @@ def _last_line(fd: int, size: int) -> bytes | None:
             return buf
 
 
+def _split_torn(data: bytes) -> tuple[bytes, bytes]:
+    """(complete lines, torn remainder after the last newline)."""
+    cut = data.rfind(b"\n") + 1
+    return data[:cut], data[cut:]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -275,12 +281,14 @@ class _Appender:
 
     def _rescan(self) -> _State:
         """Rebuild the tail state from the files (after a crash, a concurrent change the
-        head did not see, or a missing head). Quarantines torn tails; refuses to append
-        to a log that is visibly shorter than what was signed."""
+        head did not see, or a missing head). Refuses to append to a log that is visibly
+        shorter than what was signed, *before* touching anything; then quarantines torn
+        tails and records any quarantined file that no record names yet."""
         state = _State(mirror=str(self.mirror_dir), key_id=self.key.key_id)
-        data = self._take_torn_tail(self.audit_fd, "audit.jsonl", "")
+        data, torn = _split_torn(_read_all(self.audit_fd))
         lines = data.split(b"\n")[:-1] if data else []
         frontier = Frontier()
+        named: set[str] = set()
         for i, line in enumerate(lines):
             sealed = split_sealed(line)
             try:
@@ -290,6 +298,8 @@ class _Appender:
                     f"audit.jsonl line {i + 1} is damaged; refusing to append after it",
                     "Run `pdbg audit verify WS` and restore the audit log from a backup.",
                 ) from None
+            if b'"audit.quarantine"' in line:
+                named.add(str(json.loads(line).get("quarantined_as")))
         if lines:
             try:
                 state.seq = int(json.loads(lines[-1])["seq"])
@@ -301,17 +311,16 @@ class _Appender:
             state.hash = split_sealed(lines[-1])[1]  # type: ignore[index]
         state.size, state.frontier = len(data), frontier
 
-        cdata = self._take_torn_tail(self.cp_fd, "checkpoints.jsonl", ".checkpoints")
+        cdata, ctorn = _split_torn(_read_all(self.cp_fd))
         state.cp_size = len(cdata)
         if cdata:
-            last = cdata[: len(cdata) - 1].rsplit(b"\n", 1)[-1]
+            last = cdata[:-1].rsplit(b"\n", 1)[-1]
             state.cp_hash, state.cp_tree_size = line_digest(last), _tree_size(last, "checkpoints.jsonl")
-        mdata = self._take_torn_tail(self.mirror_fd, "mirror checkpoints.jsonl", ".mirror")
+        mdata, mtorn = _split_torn(_read_all(self.mirror_fd))
         state.mirror_size = len(mdata)
         mirror_tree_size = 0
         if mdata:
-            last = mdata[: len(mdata) - 1].rsplit(b"\n", 1)[-1]
-            mirror_tree_size = _tree_size(last, "the mirror's checkpoints.jsonl")
+            mirror_tree_size = _tree_size(mdata[:-1].rsplit(b"\n", 1)[-1], "the mirror's checkpoints.jsonl")
 
         signed = max(state.cp_tree_size, mirror_tree_size)
         if len(lines) < signed:
@@ -325,16 +334,32 @@ class _Appender:
                 "checkpoints.jsonl is behind its mirror copy (rolled back?); refusing to append",
                 "Run `pdbg audit verify WS` and restore checkpoints.jsonl from the mirror or a backup.",
             )
+        self._record_orphans(named)
+        for fd, keep, tail, label, suffix in (
+            (self.audit_fd, data, torn, "audit.jsonl", ""),
+            (self.cp_fd, cdata, ctorn, "checkpoints.jsonl", ".checkpoints"),
+            (self.mirror_fd, mdata, mtorn, "mirror checkpoints.jsonl", ".mirror"),
+        ):
+            if tail:
+                self._quarantine(fd, len(keep), tail, label, suffix)
         return state
 
-    def _take_torn_tail(self, fd: int, label: str, suffix: str) -> bytes:
-        """Read a whole file; if its last line has no newline (a writer died mid-write),
-        move those bytes to quarantine/, cut them off, and note it for the log."""
-        data = _read_all(fd)
-        cut = data.rfind(b"\n") + 1
-        if cut == len(data):
-            return data
-        torn = data[cut:]
+    def _record_orphans(self, named: set[str]) -> None:
+        """A writer that died between quarantining bytes and writing the record saying
+        so leaves a quarantine file no record names: name it now."""
+        qdir = quarantine_dir(self.ws)
+        if not qdir.is_dir():
+            return
+        for p in sorted(qdir.iterdir()):
+            rel = f"quarantine/{p.name}"
+            if p.suffix == ".partial" and rel not in named:
+                label = "checkpoints.jsonl" if ".checkpoints" in p.name else (
+                    "mirror checkpoints.jsonl" if ".mirror" in p.name else "audit.jsonl")
+                self.notes.append({"file": label, "bytes": p.stat().st_size, "quarantined_as": rel})
+
+    def _quarantine(self, fd: int, cut: int, torn: bytes, label: str, suffix: str) -> None:
+        """Move the torn bytes after offset ``cut`` to quarantine/ (durably), cut them
+        off the file, and note it for the log: never silently dropped."""
         qdir = quarantine_dir(self.ws)
         qdir.mkdir(mode=0o700, exist_ok=True)
         stamp = clock.now().strftime("%Y%m%dT%H%M%S.%fZ")
@@ -356,7 +381,6 @@ class _Appender:
         os.ftruncate(fd, cut)
         os.fsync(fd)
         self.notes.append({"file": label, "bytes": len(torn), "quarantined_as": f"quarantine/{name}"})
-        return data[:cut]
 
     def _ensure_mirror_key(self, state: _State) -> None:
         """Record the signing key the first time; afterwards refuse any other key."""

@@ -233,3 +233,35 @@ def test_property_chain_and_merkle(tmp_path_factory, monkeypatch, ops):
     rep = verify(ws, all_signatures=True)
     assert rep.ok, rep.problems
     assert rep.root == naive_mth([bytes.fromhex(r["hash"]) for r in recs]).hex()
+
+
+def test_torn_signed_record_is_refused_not_quarantined(ws):
+    """Cutting a signed record in half looks like a crash but is a truncation: appending
+    refuses and leaves the evidence exactly where it was."""
+    log = AuditLog(ws)
+    for _ in range(3):
+        log.append("a", "x")
+    data = ws.audit_path.read_bytes()
+    ws.audit_path.write_bytes(data[:-30])
+    with pytest.raises(AuditError, match="removed"):
+        log.append("a", "x")
+    assert ws.audit_path.read_bytes() == data[:-30]
+    assert not logmod.quarantine_dir(ws).exists()
+    assert verify(ws).first_bad_seq == 2
+
+
+def test_orphan_quarantine_file_gets_its_record(ws):
+    """A writer killed between quarantining bytes and recording it: the next rescan names it."""
+    log = AuditLog(ws)
+    log.append("a", "x")
+    q = logmod.quarantine_dir(ws)
+    q.mkdir()
+    (q / "20260101T000000.000000Z.partial").write_bytes(b'{"half')
+    logmod.head_path(ws).unlink()
+    log.append("a", "y")
+    recs = [r for r in log.records() if r["action"] == "audit.quarantine"]
+    assert [(r["bytes"], r["quarantined_as"]) for r in recs] == [(6, "quarantine/20260101T000000.000000Z.partial")]
+    log.append("a", "z")
+    logmod.head_path(ws).unlink()
+    log.append("a", "w")
+    assert len([r for r in log.records() if r["action"] == "audit.quarantine"]) == 1
