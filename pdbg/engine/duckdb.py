@@ -85,12 +85,24 @@ class DuckDBEngine:
 
 
 def _run(con, sql: str, salt: str):
-    # DuckDB refuses named parameters that the statement does not use.
-    return con.execute(sql, {"salt": salt} if "$salt" in sql else None).df()
+    """Execute and fetch through Arrow so integer sums stay exact.
+
+    Final SUMs are HUGEINT in DuckDB; `.df()` would turn them into float64. They
+    arrive as decimal(38, 0) in Arrow and are cast to int64 (a checked cast).
+    DuckDB refuses named parameters that the statement does not use.
+    """
+    import pyarrow as pa
+
+    table = con.sql(sql, params={"salt": salt} if "$salt" in sql else None).to_arrow_table()
+    for i, f in enumerate(table.schema):
+        if pa.types.is_decimal(f.type) and f.type.scale == 0:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
+    return table.to_pandas()
 
 
 def _version(con, dataset: str) -> int:
-    row = con.execute("SELECT data_version FROM _pdbg_datasets WHERE name = ?", [dataset]).fetchone()
+    rows = con.execute("SELECT data_version FROM _pdbg_datasets WHERE name = ?", [dataset]).fetchall()
+    row = rows[0] if rows else None   # fetchall: DuckDB 2 keeps a half-read result open otherwise
     if row is None:
         raise WorkspaceError(f"dataset {dataset!r} is not registered", "Register it with `pdbg dataset add`.")
     return int(row[0])
