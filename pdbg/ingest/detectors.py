@@ -1,5 +1,9 @@
 """PII and secret detectors: regex + checksum, offline, in two forms that agree.
 
+Detector names are also audit field names (ingest records carry counts per detector),
+so none is a name the audit log refuses as secret-bearing (``secret``, ``api_key``…):
+``credential`` is ``password=…``-style assignments, ``vendor_key`` is ``sk_live_…``-style keys.
+
 Why two forms: ingestion must be vectorized (DuckDB SQL over millions of rows), while
 `pdbg check` scans notebook outputs (Python strings). Both forms are generated from the
 one table :data:`DETECTORS`, and a test checks they produce identical text and counts.
@@ -75,11 +79,11 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("aws_key", r"()\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"),
     Detector("aws_secret", r"(\b(?i:aws_?secret(?:_access)?_?key|aws_secret)[\"' ]*[:=][\"' ]*)[A-Za-z0-9/+=]{40}"),
     Detector(
-        "api_key",
+        "vendor_key",
         r"()\b(?:(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{8,}|gh[pousr]_[A-Za-z0-9]{20,}"
         r"|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[A-Za-z0-9_-]{35})",
     ),
-    Detector("secret", rf"(\b(?i:{_SECRET_WORDS})[\"']?[ \t]*[:=][ \t]*[\"']?){_VALUE}"),
+    Detector("credential", rf"(\b(?i:{_SECRET_WORDS})[\"']?[ \t]*[:=][ \t]*[\"']?){_VALUE}"),
     Detector("email", r"()[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
     Detector("ipv6", rf"(^|[^0-9A-Za-z:.])(?:{_IPV6})"),
     Detector("ipv4", rf"(^|[^0-9.])(?:{_IPV4})\b"),

@@ -47,12 +47,12 @@ TRUE_POSITIVES = {
         ("Authorization: Bearer abcdefghijkl12345", "abcdefghijkl12345"),
         ("authorization: bearer AbC.dEf-123_456~xyz", "AbC.dEf-123_456~xyz"),
     ],
-    "api_key": [
+    "vendor_key": [
         ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
         ("gh ghp_1234567890abcdefghijABCDEFGHIJ123456", "ghp_1234567890abcdefghijABCDEFGHIJ123456"),
         ("slack xoxb-123456789012-abcdefghij", "xoxb-123456789012-abcdefghij"),
     ],
-    "secret": [
+    "credential": [
         ("api_key=zx81Qq", "zx81Qq"),
         ('password: "hunter2"', "hunter2"),
         ("client_secret=s3cr3t-value", "s3cr3t-value"),

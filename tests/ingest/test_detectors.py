@@ -67,7 +67,7 @@ def test_pem_hides_its_content_once():
 def test_scan_positions_are_in_original_coordinates():
     text = "a@b.io then 10.0.0.1 and token=abc"
     got = [(f.detector, text[f.start:f.end]) for f in D.scan_text(text)]
-    assert got == [("email", "a@b.io"), ("ipv4", "10.0.0.1"), ("secret", "abc")]
+    assert got == [("email", "a@b.io"), ("ipv4", "10.0.0.1"), ("credential", "abc")]
 
 
 def test_sql_counts_match_python_counts(con):

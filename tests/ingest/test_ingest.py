@@ -68,7 +68,7 @@ def test_minimized_values(registered, raw_file):
 
 def test_report_counts_and_no_raw_values(registered, raw_file):
     rep = load.ingest(registered, "requests", [raw_file]).to_dict()
-    assert rep["detectors"] == {"email": 2, "ipv4": 1, "card": 1, "bearer": 1, "aws_key": 1, "secret": 1,
+    assert rep["detectors"] == {"email": 2, "ipv4": 1, "card": 1, "bearer": 1, "aws_key": 1, "credential": 1,
                                 "phone": 1, "jwt": 1}
     assert rep["dropped_columns"] == {"email": 1, "debug": 1}
     assert rep["unknown_columns"] == ["debug"]
