@@ -20,6 +20,15 @@ def _workspace(path):
     return Workspace(path)
 
 
+class _FindingsFailed(click.ClickException):
+    """Exit 1 after the findings were printed (nothing more to say)."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:  # noqa: ARG002 - the findings are the message
+        pass
+
+
 def _report(findings, as_json: bool, ok_text: str) -> None:
     from pdbg.compliance import failed
 
@@ -31,7 +40,7 @@ def _report(findings, as_json: bool, ok_text: str) -> None:
             click.echo(f.line())
         click.echo(ok_text if not errors else f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
     if failed(findings):
-        raise click.exceptions.Exit(1)
+        raise _FindingsFailed("check failed")
 
 
 def register(cli: click.Group) -> None:

@@ -144,7 +144,8 @@ class QueryForm(W.VBox):
         self.accuracy = W.HTML("expected accuracy: –")
         self.accuracy.add_class("pdbg-accuracy")
         self.release_button = W.Button(description="Release (spends ε)", button_style="primary", icon="unlock",
-                                       tooltip="Run the query under DP and charge the budget")
+                                       tooltip="Run the query under DP and charge the budget",
+                                       layout=W.Layout(width="190px"))
         self.release_button.add_class("pdbg-release")
         self.status = W.HTML()
         self.result_html = W.HTML()
@@ -184,7 +185,7 @@ class QueryForm(W.VBox):
                 notes = f"<br><i>{disp.esc(t.notes)}</i>" if t.notes else ""
                 self.description.value = (
                     f"<div style='max-width:640px'>{disp.esc(t.description)}{notes}<br>"
-                    f"<code style='white-space:pre-wrap'>{disp.esc(t.sql)}</code></div>"
+                    f"<pre style='margin:4px 0;line-height:1.3'>{disp.esc(t.sql)}</pre></div>"
                 )
                 self.sql.layout.display = "none"
                 for p in t.params:
