@@ -133,3 +133,24 @@ def test_workspace_and_env_dirs_override(tmp_path, monkeypatch):
     monkeypatch.setenv(templates.QUERIES_ENV, str(d))
     lib = templates.load_library()
     assert lib["users_affected"].epsilon == 0.05 and "errors_by_service" in lib
+
+
+def test_shipped_templates_plan_against_the_requests_policy():
+    """Every template passes the real DP checker; a hostile string value stays a literal."""
+    policy_file = Path(__file__).resolve().parent / "ingest" / "requests.policy.yaml"
+    if not policy_file.exists():
+        pytest.skip("tests/ingest/requests.policy.yaml is not there")
+    from pdbg.policy.model import load_policy
+    from pdbg.sql import plan_query
+
+    policy = load_policy(policy_file)
+    for name, t in load_library([Path(__file__).resolve().parent.parent / "queries"]).items():
+        plan = plan_query(t.sql, policy, params=t.bind())
+        for p in t.params:
+            if p.type == "string":
+                hostile = plan_query(t.sql, policy, params={**t.bind(), p.name: "x' OR '1'='1' --"})
+                assert (hostile.keys, hostile.measures, hostile.outputs) == (plan.keys, plan.measures, plan.outputs), name
+        if name in ("top_error_codes", "slow_endpoints", "error_rate_by_endpoint"):
+            assert plan.needs_selection, name           # private keys go through partition selection
+        if name in ("errors_over_time", "service_errors_per_minute"):
+            assert plan.keys[0].kind == "time", name
