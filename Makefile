@@ -23,8 +23,15 @@ demo: install
 	rm -rf $(DEMO_WS) .$(DEMO_WS).audit-mirror
 	$(BIN)/pdbg demo $(DEMO_WS)
 
+NBVAL_WS := .nbval-ws
+
+# The whole suite, then every notebook under nbval against a freshly built demo workspace.
 test: install
 	$(BIN)/python -m pytest -m "not slow"
+	rm -rf $(NBVAL_WS) .$(NBVAL_WS).audit-mirror
+	$(BIN)/pdbg demo $(NBVAL_WS) --rows 20000 --seed 11 --no-investigate > /dev/null
+	PDBG_WORKSPACE=$(CURDIR)/$(NBVAL_WS) $(BIN)/python -m pytest --nbval notebooks/ \
+		--nbval-sanitize-with notebooks/nbval.cfg
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
@@ -41,4 +48,4 @@ bench-query: install
 	$(BIN)/python benchmarks/query.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_WS) .$(DEMO_WS).audit-mirror .pytest_cache test-output
+	rm -rf $(VENV) $(DEMO_WS) .$(DEMO_WS).audit-mirror $(NBVAL_WS) .$(NBVAL_WS).audit-mirror .pytest_cache test-output

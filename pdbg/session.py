@@ -133,7 +133,8 @@ class Session:
 
         dataset = dataset or self._only_dataset()
         grant = access.active_grant(self.ws, self.user, self.case, dataset)
-        return _budget_view(Ledger(self.ws), grant)
+        with Ledger(self.ws) as ledger:
+            return _budget_view(ledger, grant)
 
     def history(self) -> list[dict]:
         """This case's release records from the audit log (text, ε, cached), oldest first."""
@@ -142,7 +143,7 @@ class Session:
         out = []
         for r in AuditLog(self.ws).records(case=self.case):
             if r.get("action") in ("query", "query.refused"):
-                out.append({k: r.get(k) for k in ("seq", "ts", "actor", "action", "sql", "epsilon",
+                out.append({k: r.get(k) for k in ("seq", "ts", "actor", "action", "sql", "params", "epsilon",
                                                    "cached", "charged", "release_id", "reason")})
         return out
 
@@ -214,13 +215,8 @@ class Session:
         return float(epsilon)
 
     def _release(self, query: str, *, epsilon, accuracy, params) -> Result:
-        import secrets
-        import uuid
-
         from pdbg.dp import release as dp_release
-        from pdbg.dp.accounting import to_units
         from pdbg.engine.duckdb import DuckDBEngine
-        from pdbg.engine.postprocess import apply_post_sql
         from pdbg.governance import access
         from pdbg.ledger.audit import AuditLog
         from pdbg.ledger.budget import Ledger
@@ -232,59 +228,105 @@ class Session:
         cost = dp_release.cost_of(plan, eps, policy)
         engine = DuckDBEngine(self.ws)
         version = engine.data_version(policy.dataset)
-        plan_digest = _digest(plan.normalized, policy.digest)
         key = cache_key(plan.normalized, params or {}, policy.digest, cost, version, self.case, policy.dataset)
         audit = AuditLog(self.ws)
-        ledger = Ledger(self.ws)
-        base = dict(case=self.case, dataset=policy.dataset, grant=grant.id, sql=query,
-                    params=_jsonable(params), plan_digest=plan_digest, data_version=version, epsilon=eps)
+        base = dict(case=self.case, dataset=policy.dataset, grant=grant.id, sql=query, params=_jsonable(params),
+                    plan_digest=_digest(plan.normalized, policy.digest), data_version=version, epsilon=eps)
 
-        cache = ReleaseCache(self.ws)
-        hit = cache.get(key)
-        if hit is not None:
-            audit.append(self.user, "query", **base, cached=True, charged=False,
-                         release_id=hit["release_id"])
-            return Result(sql=query, df=_df_from_payload(hit["payload"]), cost=CostView(0.0, 0.0, 0.0 if cost.rho is not None else None),
-                          cached=True, release_id=hit["release_id"], epsilon=eps, notes=tuple(hit.get("notes", ())),
-                          budget=_budget_view(ledger, grant))
+        with Ledger(self.ws) as ledger, ReleaseCache(self.ws) as cache:
+            hit = cache.get(key)
+            if hit is not None:
+                audit.append(self.user, "query", **base, cached=True, charged=False, release_id=hit["release_id"])
+                return _result_from_entry(hit, query, eps, cached=True, cost=_zero_cost(cost),
+                                          budget=_budget_view(ledger, grant))
 
-        reservation = ledger.reserve([grant.account_id, grant.dataset_account_id], cost,
-                                     holder=f"{self.user}/{self.case}")
-        release_id = uuid.uuid4().hex
-        try:
-            exact = engine.execute(plan, salt=secrets.token_hex(16))
-            if exact.data_version != version:
-                # Data changed between the version read and execution: the cache key would lie.
-                from pdbg.errors import EngineError
+            reservation = ledger.reserve([grant.account_id, grant.dataset_account_id], cost,
+                                         holder=f"{self.user}/{self.case}")
+            try:
+                payload = self._compute(plan, policy, eps, engine, version) | {"sql": query, "params": base["params"]}
+                # Audit before commit: a crash in between leaves a reserved charge that recover()
+                # commits because its record exists; an AuditError releases it (fail closed).
+                audit.append(self.user, "query", **base, cached=False, release_id=payload["release_id"],
+                             **reservation.audit_fields(), cost=_cost_doc(cost))
+            except BaseException:
+                ledger.release(reservation)
+                raise
+            ledger.commit(reservation)
+            # First writer wins: two kernels racing on one key both show the stored answer.
+            entry, _ = cache.put(key, case=self.case, dataset=policy.dataset, data_version=version,
+                                 payload=payload, cost=_cost_doc(cost))
+            return _result_from_entry(entry, query, eps, cached=False, cost=_cost_view(cost, policy),
+                                      budget=_budget_view(ledger, grant))
 
-                raise EngineError("the dataset changed while the query ran", "Run the query again; nothing was charged.")
-            released = dp_release.release(plan, exact.groups, exact.quantile_bins, eps, policy)
-            del exact
-            df = apply_post_sql(released.df, plan.post_sql)
-            df = df[[c for c in df.columns if not c.startswith("__")]]
-            payload = _df_to_payload(df)
-            df = _df_from_payload(payload)          # the first answer equals every cached replay
-            notes = tuple(plan.notes) + tuple(getattr(released, "notes", ()))
-            # Audit before commit: a crash in between leaves a reserved charge that recover()
-            # commits because its record exists; an AuditError releases it (fail closed).
-            audit.append(self.user, "query", **base, cached=False, release_id=release_id,
-                         **reservation.audit_fields(),
-                         cost={"epsilon": cost.epsilon, "delta": cost.delta, "rho": cost.rho})
-        except BaseException:
-            ledger.release(reservation)
-            raise
-        ledger.commit(reservation)
-        cache.put(key, case=self.case, dataset=policy.dataset, data_version=version,
-                  payload={"release_id": release_id, "payload": payload, "notes": list(notes)},
-                  cost={"epsilon": cost.epsilon, "delta": cost.delta, "rho": cost.rho})
-        return Result(sql=query, df=df, cost=_cost_view(cost, policy), cached=False, release_id=release_id,
-                      epsilon=eps, notes=notes, budget=_budget_view(ledger, grant))
+    def _compute(self, plan, policy, eps: float, engine, version: int) -> dict:
+        """Execute the bounded plan, add noise, post-process; returns the cache payload."""
+        import secrets
+        import uuid
+
+        from pdbg.dp import release as dp_release
+        from pdbg.engine.postprocess import apply_post_sql
+        from pdbg.errors import EngineError
+
+        exact = engine.execute(plan, salt=secrets.token_hex(16))
+        if exact.data_version != version:   # the data changed under us: the cache key would lie
+            raise EngineError("the dataset changed while the query ran", "Run the query again; nothing was charged.")
+        released = dp_release.release(plan, exact.groups, exact.quantile_bins, eps, policy)
+        del exact
+        df = apply_post_sql(released.df, plan.post_sql)
+        df = df[[c for c in df.columns if not str(c).startswith("__")]]
+        return {"release_id": uuid.uuid4().hex, "table": _df_to_payload(df), "epsilon": eps,
+                "notes": list(plan.notes) + list(getattr(released, "notes", ()))}
+
+    def replay(self, release_id: str) -> Result:
+        """Show a release this case already made, from the cache, at zero cost.
+
+        For postmortems that re-run a case after its grant expired: replaying reveals
+        nothing new and spends nothing. A revoked grant still refuses (revocation is
+        meant to stop all access); a release from another case is not found.
+        """
+        from pdbg.errors import AccessDenied, PdbgError
+        from pdbg.governance import access
+        from pdbg.ledger.audit import AuditLog
+        from pdbg.ledger.cache import ReleaseCache
+
+        with ReleaseCache(self.ws) as cache:
+            entry = next((e for e in cache.list_case(self.case) if e.get("release_id") == release_id), None)
+        if entry is None:
+            raise PdbgError(f"no release {release_id!r} in case {self.case!r}",
+                            "List this case's releases with history().")
+        grants = access.list_grants(self.ws, user=self.user, case=self.case, dataset=entry.dataset)
+        if not grants or all(g.status() == "revoked" for g in grants):
+            raise AccessDenied(f"{self.user!r} holds no unrevoked grant on case {self.case!r}",
+                               "Ask the investigator of this case, or an approver, to replay it.")
+        AuditLog(self.ws).append(self.user, "query.replay", case=self.case, dataset=entry.dataset,
+                                 release_id=release_id, cached=True, charged=False)
+        return _result_from_entry(entry, entry.get("sql", ""), entry.get("epsilon", 0.0), cached=True,
+                                  cost=CostView(0.0, 0.0, None), budget=None)
+
+    def templates(self) -> dict:
+        """The reviewed query library (``queries/`` plus the workspace's own), by name."""
+        from pdbg.templates import load_library
+
+        return load_library(workspace=self.ws.root)
 
     def _audit_refusal(self, query: str, err) -> None:
         from pdbg.ledger.audit import AuditLog
 
         AuditLog(self.ws).append(self.user, "query.refused", case=self.case, sql=query, charged=False,
                                  error=type(err).__name__, rule=getattr(err, "rule", None), reason=err.message)
+
+
+def _cost_doc(cost) -> dict:
+    return {"epsilon": cost.epsilon, "delta": cost.delta, "rho": cost.rho}
+
+
+def _zero_cost(cost) -> CostView:
+    return CostView(0.0, 0.0, None if cost.rho is None else 0.0)
+
+
+def _result_from_entry(entry, sql: str, eps: float, *, cached: bool, cost: CostView, budget) -> Result:
+    return Result(sql=sql, df=_df_from_payload(entry["table"]), cost=cost, cached=cached,
+                  release_id=entry["release_id"], epsilon=eps, notes=tuple(entry.get("notes", ())), budget=budget)
 
 
 def _jsonable(params: dict | None) -> dict:
