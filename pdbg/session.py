@@ -85,13 +85,16 @@ class Session:
     audited; a refused query charges nothing and the session keeps working.
     """
 
-    def __init__(self, workspace, *, user: str, case: str, token: str | None = None) -> None:
+    def __init__(self, workspace, *, user: str, case: str, token: str | None = None,
+                 query_timeout_s: float | None = None) -> None:
         from pdbg.governance import principals
         from pdbg.policy.workspace import Workspace
 
         self.ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         self.user = user
         self.case = case
+        # The broker sets its own engine time limit (`pdbg serve --query-timeout`); None keeps the engine's default.
+        self.query_timeout_s = query_timeout_s
         # Embedded mode: the token is checked when given; the broker always requires it.
         if token is not None:
             principals.authenticate(self.ws, user, token)
@@ -226,7 +229,7 @@ class Session:
         grant = access.active_grant(self.ws, self.user, self.case, policy.dataset)   # authorize
         eps = self._resolve_epsilon(plan, policy, epsilon, accuracy)
         cost = dp_release.cost_of(plan, eps, policy)
-        engine = DuckDBEngine(self.ws)
+        engine = DuckDBEngine(self.ws) if self.query_timeout_s is None else DuckDBEngine(self.ws, self.query_timeout_s)
         version = engine.data_version(policy.dataset)
         key = cache_key(plan.normalized, params or {}, policy.digest, cost, version, self.case, policy.dataset)
         audit = AuditLog(self.ws)
