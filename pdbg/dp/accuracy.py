@@ -9,8 +9,9 @@ is *not* in the CI; the planner states it separately in ``Plan.notes``.
 
 How h is computed (documented because coverage tests rely on it):
 
-* discrete Laplace: OpenDP's ``discrete_laplacian_scale_to_accuracy`` returns a ``t``
-  with P(|Z| ≥ t) = α; for integer Z, h = ⌈t⌉ − 1 has P(|Z| > h) = P(|Z| ≥ ⌈t⌉) ≤ α.
+* discrete Laplace (q = e^{−1/b}): the exact tail P(|Z| > h) = 2q^{h+1}/(1+q), solved for the
+  smallest h (closed form, then checked). Equals ⌈t⌉ − 1 for OpenDP's
+  ``discrete_laplacian_scale_to_accuracy`` t (a test checks), without its overflow at tiny b.
 * discrete Gaussian, σ ≤ 1000: OpenDP's ``discrete_gaussian_scale_to_accuracy`` (exact,
   but its run time grows linearly with σ), again h = ⌈t⌉ − 1.
 * discrete Gaussian, σ > 1000: the bound P(Z ≥ t) ≤ Φ̄((t−1)/σ) (the pmf e^{−z²/2σ²} is
@@ -54,6 +55,23 @@ def z_two_sided(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - _check_alpha(alpha) / 2.0)
 
 
+def _laplace_half_width(b: float, alpha: float) -> int:
+    """Exact: P(|Z| > h) = 2q^{h+1}/(1+q), q = e^{-1/b}; smallest h ≥ 0 meeting alpha."""
+    q = math.exp(-1.0 / b)
+    if q == 0.0:
+        return 0
+
+    def tail(h: int) -> float:
+        return 2.0 * q ** (h + 1) / (1.0 + q)
+
+    h = max(0, math.ceil(math.log(alpha * (1.0 + q) / 2.0) / math.log(q)) - 1)
+    while tail(h) > alpha:
+        h += 1
+    while h > 0 and tail(h - 1) <= alpha:
+        h -= 1
+    return h
+
+
 @lru_cache(maxsize=8192)
 def half_width(kind: NoiseKind, scale: float, alpha: float = DEFAULT_ALPHA) -> int:
     """Smallest integer h with P(|Z| > h) ≤ alpha for integer noise of this kind and scale."""
@@ -62,8 +80,7 @@ def half_width(kind: NoiseKind, scale: float, alpha: float = DEFAULT_ALPHA) -> i
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError("scale must be a finite number > 0")
     if kind == "laplace":
-        t = float(_accuracy_module().discrete_laplacian_scale_to_accuracy(scale, alpha))
-        return max(0, math.ceil(t) - 1)
+        return _laplace_half_width(scale, alpha)
     if kind == "gaussian":
         if scale <= _OPENDP_GAUSSIAN_MAX_SCALE:
             t = float(_accuracy_module().discrete_gaussian_scale_to_accuracy(scale, alpha))
@@ -82,7 +99,7 @@ def scale_for_half_width(kind: NoiseKind, h: float, alpha: float = DEFAULT_ALPHA
     hi_int = math.floor(float(h))
     if hi_int < 1:
         raise ValueError("a half-width below 1 cannot be met with integer noise; ask for ±1 or more")
-    lo, hi = 1e-6, 1.0
+    lo, hi = 1e-3, 1.0
     while half_width(kind, hi, alpha) <= hi_int:
         lo, hi = hi, hi * 2.0
     if half_width(kind, lo, alpha) > hi_int:  # pragma: no cover - h >= 1 is always met at tiny scales
