@@ -50,7 +50,7 @@ def emit(obj: dict, as_json: bool, human: str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="pdbg", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="pdbg", standalone_mode=False)
     except PdbgError as err:
         as_json = "--json" in (argv if argv is not None else sys.argv[1:])
         if as_json:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except click.exceptions.Exit as ex:
         return ex.exit_code
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,14 +40,15 @@ def policy_path() -> Path:
 
 def build_demo(path: str | os.PathLike, *, n_rows: int = DEFAULT_ROWS, seed: int | None = None,
                progress: bool | None = None) -> DemoWorkspace:
-    from pdbg.demo.generate import generate, write
+    from pdbg.demo.generate import DEMO_START, generate, write
     from pdbg.governance import access, admin, cases, principals
     from pdbg.governance.init import init_workspace
 
     ws = init_workspace(path)
     owner = principals.os_actor()
     admin.add_dataset(ws, policy_path(), owner)
-    data = generate(n_rows, seed=seed)
+    hours = 4
+    data = generate(n_rows, seed=seed, start=DEMO_START, hours=hours)
     with tempfile.TemporaryDirectory(prefix="pdbg-demo-") as tmp:
         raw = Path(tmp) / "requests.jsonl"
         write(data.table, raw, fmt="jsonl")
@@ -65,7 +66,14 @@ def build_demo(path: str | os.PathLike, *, n_rows: int = DEFAULT_ROWS, seed: int
                          "Locate the service, region and start of the 5xx spike")
     access.approve(ws, req.id, APPROVER)
     return DemoWorkspace(ws=ws, truth=truth, report=report, case=DEMO_CASE, investigator=INVESTIGATOR,
-                         window=(data.start, data.end))
+                         window=(_naive(DEMO_START), _naive(DEMO_START) + timedelta(hours=hours)))
+
+
+def _naive(ts):
+    """Naive UTC, as DuckDB TIMESTAMP literals in queries are written."""
+    from datetime import timezone
+
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 def _save_demo_tokens(ws, tokens: dict[str, str]) -> None:
