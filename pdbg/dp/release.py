@@ -247,12 +247,16 @@ class ReleasedFrame:
 
 
 def _norm(v: Any) -> Any:
+    """A hashable, comparable Python value for a key (numpy/pandas scalars → Python)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        ts = pd.Timestamp(v)
+        return ts if ts.nanosecond else ts.to_pydatetime()
     item = getattr(v, "item", None)
-    if item is not None and not hasattr(v, "tz_localize"):  # numpy scalar -> python (not Timestamps)
-        try:
-            return item()
-        except (TypeError, ValueError):
-            return v
+    if isinstance(v, np.generic) and item is not None:
+        return item()
     return v
 
 

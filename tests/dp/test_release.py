@@ -188,3 +188,15 @@ def test_noise_step_is_fast():
     for _ in range(20):
         R.release(cp, ce, None, 0.5, policy())
     assert (time.perf_counter() - t0) / 20 < 0.03
+
+
+def test_time_keys_match_engine_timestamps(noise):
+    from datetime import datetime, timedelta
+
+    buckets = tuple(datetime(2026, 11, 1, 10, 0) + timedelta(minutes=5 * i) for i in range(12))
+    p = plan(keys=[KeySpec("m", "time", buckets)], measures=[Measure("n", "count", 1)],
+             outputs=[OutputSpec("m", "key"), OutputSpec("n", "count", ("n",))], g=4)
+    exact = pd.DataFrame({"m": pd.to_datetime([buckets[3], buckets[1]]), "n": [7, 9], "__units": [7, 9]})
+    df = R.release(p, exact, None, 0.5, policy()).df
+    assert len(df) == 12 and list(df["m"]) == sorted(df["m"])
+    assert df["n"].tolist() == [0, 9, 0, 7] + [0] * 8
