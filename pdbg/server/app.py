@@ -1,203 +1,563 @@
 """The broker: an HTTP API over the session, so investigators never hold the data files.
 
-Run as a dedicated OS user that alone can read the workspace (README, Deployment).
+Run as a dedicated OS user that alone can read the workspace (docs/DEPLOYMENT.md).
 Every request authenticates with a personal bearer token (`pdbg user add` prints it
 once; the server compares hashes in constant time) and is authorized by role through
-the same governance functions the CLI uses. Errors are JSON with the library's error
-class, message and hint; anything unexpected becomes a generic 500 with no detail,
-so nothing private can leak through an error path.
+the same governance functions the CLI uses, so the API cannot drift from the library's
+access model.
+
+Status codes are part of the contract:
+
+* 401 — no credentials, malformed credentials, or a token that does not belong to
+  the named user (one generic answer, never saying which part was wrong);
+* 403 — authenticated, but the role, grant or separation of duties forbids it;
+* 404 — the request, grant or case named in the path does not exist (only after
+  the role check, so an investigator cannot probe approver resources);
+* 400 / 409 / 413 / 422 / 503 / 504 — refused query, budget, size, validation,
+  busy or failed engine, query time limit.
+
+Every error body is ``{"error", "message", "hint"}`` with the library's error class
+(plus ``rule`` for QueryRejected, ``requested``/``remaining`` for BudgetExceeded).
+Validation errors name the field but never echo the submitted value, and anything
+unexpected becomes a generic 500 whose log line holds the exception type and stack
+frames only: exception messages (DuckDB's in particular) can quote private values,
+and invariant 7 says no log may contain one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import math
+import traceback
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pdbg import errors
 from pdbg.policy.workspace import Workspace
 
 API_VERSION = "v1"
 MAX_BODY_BYTES = 64 * 1024
+"""Generous for any SQL a person writes (20k characters) and small enough that a
+client cannot make the broker buffer megabytes per request."""
+
+DEFAULT_QUERY_TIMEOUT_S = 30.0
+"""Engine time limit per query under the broker: an incident question that needs
+longer should be narrowed; a runaway query must not hold a worker for minutes."""
+
 STATUS = {
     "AccessDenied": 403, "QueryRejected": 400, "BudgetExceeded": 409, "PolicyError": 400,
-    "WorkspaceError": 400, "IngestError": 400, "EngineError": 502, "QueryTimeout": 504,
+    "WorkspaceError": 400, "IngestError": 400, "EngineError": 503, "QueryTimeout": 504,
     "AuditError": 503, "PdbgError": 400,
 }
 
+log = logging.getLogger("pdbg.server")
+
+# -- request and response models ---------------------------------------------------------
+
+CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+DatasetName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+Reason = Annotated[str, Field(min_length=1, max_length=2000)]
+PositiveFloat = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimestampParam(_Strict):
+    """A TIMESTAMP parameter on the wire: JSON has no time type, and a plain string would
+    plan (and cache) differently from the datetime the embedded session receives."""
+
+    timestamp: str = Field(max_length=64, examples=["2026-11-20 13:00:00"])
+
+    @field_validator("timestamp")
+    @classmethod
+    def _iso(cls, v: str) -> str:
+        datetime.fromisoformat(v)            # ValueError -> 422 naming the field
+        return v
+
+
+class DateParam(_Strict):
+    date: str = Field(max_length=32, examples=["2026-11-20"])
+
+    @field_validator("date")
+    @classmethod
+    def _iso(cls, v: str) -> str:
+        date.fromisoformat(v)
+        return v
+
+
+ParamScalar = (Annotated[bool, Field(strict=True)]
+               | Annotated[int, Field(strict=True, ge=-(2**63), lt=2**63)]
+               | Annotated[float, Field(allow_inf_nan=False)]
+               | Annotated[str, Field(max_length=1000)]
+               | TimestampParam | DateParam | None)
+ParamValue = ParamScalar | Annotated[list[ParamScalar], Field(min_length=1, max_length=200)]
+
+
+def _decode_param(v):
+    if isinstance(v, TimestampParam):
+        return datetime.fromisoformat(v.timestamp)
+    if isinstance(v, DateParam):
+        return date.fromisoformat(v.date)
+    if isinstance(v, list):
+        return [_decode_param(x) for x in v]
+    return v
+
+
+def _params(body) -> dict | None:
+    return None if body.params is None else {k: _decode_param(v) for k, v in body.params.items()}
+class QueryBody(_Strict):
+    case: CaseId
+    sql: str = Field(min_length=1, max_length=20_000)
+    epsilon: PositiveFloat | None = None
+    accuracy: PositiveFloat | None = None
+    params: dict[Annotated[str, Field(min_length=1, max_length=64)], ParamValue] | None = Field(
+        default=None, max_length=32)
+
+
+class AccessRequestBody(_Strict):
+    case: CaseId
+    dataset: DatasetName
+    epsilon: PositiveFloat
+    hours: PositiveFloat
+    reason: Reason
+
+
+class BreakGlassBody(_Strict):
+    case: CaseId
+    dataset: DatasetName
+    reason: Reason
+
+
+class ReasonBody(_Strict):
+    reason: Reason
+
+
+class ReplayBody(_Strict):
+    case: CaseId
+    release_id: str = Field(min_length=1, max_length=64)
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: the library's error class, what was wrong, and what to do next."""
+
+    error: str
+    message: str
+    hint: str
+    rule: str | None = None
+    requested: float | None = None
+    remaining: float | None = None
+
+
+class Cost(BaseModel):
+    epsilon: float
+    delta: float
+    rho: float | None = None
+
+
+class Budget(BaseModel):
+    grant_id: str
+    dataset: str
+    case: str
+    accounting: str
+    granted_epsilon: float
+    spent_epsilon: float
+    remaining_epsilon: float
+    delta: float
+    expires: str
+    dataset_cap_remaining_epsilon: float
+
+
+class QueryResult(BaseModel):
+    sql: str
+    release_id: str
+    cached: bool
+    epsilon: float
+    cost: Cost
+    table: str = Field(description="pandas `to_json(orient='table')` of the released DataFrame")
+    notes: list[str]
+    budget: Budget | None = None
+
+
+class PreviewResult(BaseModel):
+    sql: str
+    epsilon: float
+    cost: Cost
+    accuracy: dict[str, float | None] = Field(description="output column -> 95% CI half-width (null: unbounded)")
+    notes: list[str]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorBody} for c in codes}
+
+
+_AUTH_ERRORS = _errors(401, 403, 413, 422, 500)
+
+# -- security schemes (documented in OpenAPI; parsed here, checked in `caller`) ------------
+
+_bearer = HTTPBearer(auto_error=False, description="Personal token printed once by `pdbg user add`.")
+_user_header = APIKeyHeader(name="X-Pdbg-User", auto_error=False, description="The pdbg user name the token belongs to.")
+
 
 class Caller(BaseModel):
+    """An authenticated user. Holds no token: nothing downstream needs it, so nothing can leak it."""
+
     name: str
     role: str
-    token: str = Field(repr=False)
 
 
-class QueryBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    case: str = Field(min_length=1, max_length=64)
-    sql: str = Field(min_length=1, max_length=20_000)
-    epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    accuracy: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    params: dict[str, str | int | float | bool] | None = None
+class _Unauthenticated(Exception):
+    """No, malformed, or wrong credentials: answered 401 with one generic message."""
 
 
-class AccessRequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    case: str = Field(min_length=1, max_length=64)
-    dataset: str = Field(min_length=1, max_length=64)
-    epsilon: float = Field(gt=0, allow_inf_nan=False)
-    hours: float = Field(gt=0, allow_inf_nan=False)
-    reason: str = Field(min_length=1, max_length=2000)
+class _NotFound(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
-class BreakGlassBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    case: str = Field(min_length=1, max_length=64)
-    dataset: str = Field(min_length=1, max_length=64)
-    reason: str = Field(min_length=1, max_length=2000)
+def _json_error(status: int, error: str, message: str, hint: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, headers=headers, content={"error": error, "message": message, "hint": hint})
 
 
-class ReasonBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000)
+def _error_response(err: errors.PdbgError) -> JSONResponse:
+    status = next((STATUS[c.__name__] for c in type(err).__mro__ if c.__name__ in STATUS), 400)
+    return JSONResponse(status_code=status, content=_finite(err.to_dict()))
 
 
-def _error_response(err: errors.PdbgError, status: int | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status or STATUS.get(type(err).__name__, 400), content=err.to_dict())
+def _finite(obj):
+    """JSON has no NaN/Infinity: an unbounded CI or a NaN estimate travels as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
-def create_app(workspace: str | Workspace) -> FastAPI:
+# -- ASGI middleware -------------------------------------------------------------------------
+
+class _BodyLimit:
+    """Refuse bodies over the limit with 413 before the application reads them.
+
+    A declared Content-Length is checked up front; a chunked body is buffered up to
+    the limit and refused as soon as it exceeds it, so no request can make the
+    broker hold more than ``limit`` bytes.
+    """
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                return await self._too_large(scope, receive, send)
+            return await self.app(scope, receive, send)
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            return await self.app(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                return await self._too_large(scope, receive, send)
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, receive, send):
+        resp = _json_error(413, "RequestTooLarge", f"request body over {self.limit} bytes",
+                           "Send a shorter query; SQL is limited to 20,000 characters.",
+                           headers={"Connection": "close"})
+        await resp(scope, receive, send)
+
+
+class _CatchAll:
+    """Turn any unexpected exception into a generic 500 and log it without its message.
+
+    Sits inside Starlette's ServerErrorMiddleware so that uvicorn never prints the
+    default traceback (which includes the exception message and could quote data).
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the whole point: nothing escapes unsanitized
+            log.error("unexpected %s on %s %s\n%s", type(exc).__name__, scope.get("method"), scope.get("path"),
+                      _frames_only(exc))
+            if started:
+                raise
+            resp = _json_error(500, "InternalError", "the broker failed to answer",
+                               "Retry; if it persists, an admin should check the broker's own logs.")
+            await resp(scope, receive, send)
+
+
+def _frames_only(exc: BaseException) -> str:
+    """Stack frames (file, line, function) of an exception and its causes, without any message."""
+    lines = []
+    while exc is not None:
+        lines.append(f"  {type(exc).__module__}.{type(exc).__qualname__}")
+        for fr in traceback.extract_tb(exc.__traceback__):
+            lines.append(f"    {fr.filename}:{fr.lineno} in {fr.name}")
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(lines)
+
+
+# -- the app -----------------------------------------------------------------------------
+
+def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DEFAULT_QUERY_TIMEOUT_S,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The broker ASGI app over ``workspace``.
+
+    ``query_timeout_s`` is the engine's time limit for one query (DuckDB is
+    interrupted, the reservation released, nothing charged); ``max_body_bytes``
+    bounds every request body.
+    """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    app = FastAPI(title="pdbg broker", version=API_VERSION,
-                  description="Differentially private answers over a pdbg workspace; tokens from `pdbg user add`.")
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(status_code=413, content={
-                "error": "RequestTooLarge", "message": f"request body over {MAX_BODY_BYTES} bytes",
-                "hint": "Send a shorter query."})
-        return await call_next(request)
+    app = FastAPI(
+        title="pdbg broker", version=API_VERSION,
+        description="Differentially private answers over a pdbg workspace. Authenticate every call with "
+                    "`Authorization: Bearer <token>` (from `pdbg user add`) and `X-Pdbg-User: <name>`.",
+    )
+    app.state.workspace = ws
+    app.state.query_timeout_s = query_timeout_s
+    app.add_middleware(_CatchAll)
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
 
     @app.exception_handler(errors.PdbgError)
     async def pdbg_error(_request: Request, err: errors.PdbgError):
         return _error_response(err)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, _err: Exception):   # never echo internals
-        return JSONResponse(status_code=500, content={
-            "error": "InternalError", "message": "the broker failed to answer",
-            "hint": "Retry; if it persists, an admin should check the broker's own logs."})
-
-    def caller(authorization: str | None = Header(default=None),
-               x_pdbg_user: str | None = Header(default=None)) -> Caller:
-        from pdbg.governance import principals
-
-        if not authorization or not authorization.startswith("Bearer ") or not x_pdbg_user:
-            raise _Unauthenticated()
-        token = authorization.removeprefix("Bearer ").strip()
-        user = principals.authenticate(ws, x_pdbg_user, token)
-        return Caller(name=user.name, role=user.role, token=token)
-
     @app.exception_handler(_Unauthenticated)
     async def unauthenticated(_request: Request, _err: Exception):
-        return JSONResponse(status_code=401, headers={"WWW-Authenticate": "Bearer"}, content={
-            "error": "AccessDenied", "message": "missing credentials",
-            "hint": "Send `Authorization: Bearer <token>` and `X-Pdbg-User: <name>`."})
+        return _json_error(401, "AccessDenied", "authentication failed",
+                           "Send `Authorization: Bearer <token>` and `X-Pdbg-User: <name>` with the token "
+                           "`pdbg user add` printed for that user.", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(_NotFound)
+    async def not_found(_request: Request, err: _NotFound):
+        return _json_error(404, "NotFound", f"no {err.what}", "Check the identifier (list them with the CLI).")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, err: RequestValidationError):
+        # Name the fields, never echo the input (it may hold a token pasted in the wrong place).
+        problems = []
+        for e in err.errors()[:5]:
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+            problems.append(f"{loc}: {e.get('msg', 'invalid')}")
+        return _json_error(422, "RequestInvalid", "; ".join(problems) or "the request is not valid",
+                           "See /openapi.json for the expected fields and types.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, err: StarletteHTTPException):
+        names = {404: "NotFound", 405: "MethodNotAllowed"}
+        return _json_error(err.status_code, names.get(err.status_code, "HTTPError"),
+                           str(err.detail) if err.status_code < 500 else "the broker failed to answer",
+                           "See /openapi.json for the endpoints.", headers=getattr(err, "headers", None))
+
+    def caller(cred: HTTPAuthorizationCredentials | None = Depends(_bearer),
+               user: str | None = Depends(_user_header)) -> Caller:
+        from pdbg.governance import principals
+
+        if cred is None or not cred.credentials or not user:
+            raise _Unauthenticated()
+        if principals.is_owner(user) or not principals.NAME_RE.match(user):
+            raise _Unauthenticated()           # the os: data-owner actor is CLI-only, never over HTTP
+        try:
+            u = principals.authenticate(ws, user, cred.credentials)
+        except errors.AccessDenied:
+            raise _Unauthenticated() from None
+        return Caller(name=u.name, role=u.role)
 
     def session(c: Caller, case: str):
         from pdbg.session import Session
 
-        return Session(ws, user=c.name, case=case)
+        return Session(ws, user=c.name, case=case, query_timeout_s=query_timeout_s)
 
-    @app.get("/v1/health")
+    def require(c: Caller, action: str, resource: str = "workspace") -> None:
+        from pdbg.governance import principals
+
+        principals.check(ws, c.name, action, resource, audit_refusal=True)
+
+    def exists(fn, what: str, *args):
+        try:
+            return fn(ws, *args)
+        except errors.PdbgError as err:
+            if type(err) is errors.PdbgError:   # the library's "no such …" lookups raise the root class
+                raise _NotFound(what) from None
+            raise
+
+    @app.get("/v1/health", tags=["meta"])
     def health() -> dict:
+        """Liveness only: no authentication, no workspace detail."""
         return {"ok": True, "version": API_VERSION}
 
-    @app.post("/v1/query")
+    @app.post("/v1/query", tags=["query"], response_model=QueryResult, responses=_errors(400, 401, 403, 409, 413, 422, 503, 504))
     def query(body: QueryBody, c: Caller = Depends(caller)) -> dict:
-        r = session(c, body.case).sql(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=body.params)
-        return _result_dict(r)
+        """Release a DP answer (or replay it from the cache at zero cost)."""
+        r = session(c, body.case).sql(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=_params(body))
+        return _finite(_result_dict(r))
 
-    @app.post("/v1/preview")
+    @app.post("/v1/preview", tags=["query"], response_model=PreviewResult, responses=_errors(400, 401, 403, 413, 422))
     def preview(body: QueryBody, c: Caller = Depends(caller)) -> dict:
-        p = session(c, body.case).preview(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=body.params)
-        return {"sql": p.sql, "epsilon": p.epsilon, "cost": vars(p.cost), "accuracy": p.accuracy, "notes": list(p.notes)}
+        """Cost and expected accuracy; spends nothing and touches no data."""
+        p = session(c, body.case).preview(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=_params(body))
+        return _finite({"sql": p.sql, "epsilon": p.epsilon, "cost": vars(p.cost), "accuracy": dict(p.accuracy),
+                        "notes": list(p.notes)})
 
-    @app.get("/v1/budget")
-    def budget(case: str, dataset: str | None = None, c: Caller = Depends(caller)) -> dict:
-        return vars(session(c, case).budget(dataset))
+    @app.post("/v1/replay", tags=["query"], response_model=QueryResult, responses=_errors(401, 403, 404, 413, 422))
+    def replay(body: ReplayBody, c: Caller = Depends(caller)) -> dict:
+        """Show a release this case already made, from the cache, at zero cost (postmortems)."""
+        s = session(c, body.case)
+        try:
+            r = s.replay(body.release_id)
+        except errors.PdbgError as err:
+            if type(err) is errors.PdbgError:
+                raise _NotFound(f"release {body.release_id!r} in case {body.case!r}") from None
+            raise
+        return _finite(_result_dict(r))
 
-    @app.get("/v1/history")
-    def history(case: str, c: Caller = Depends(caller)) -> dict:
-        return {"releases": session(c, case).history()}
+    @app.get("/v1/budget", tags=["query"], response_model=Budget, responses=_AUTH_ERRORS)
+    def budget(case: Annotated[CaseId, Query()], dataset: Annotated[DatasetName | None, Query()] = None,
+               c: Caller = Depends(caller)) -> dict:
+        """Granted / spent / remaining ε of the caller's grant for the case."""
+        return _finite(vars(session(c, case).budget(dataset)))
 
-    @app.get("/v1/templates")
+    @app.get("/v1/history", tags=["query"], responses=_AUTH_ERRORS)
+    def history(case: Annotated[CaseId, Query()], c: Caller = Depends(caller)) -> dict:
+        """The case's release and refusal records from the audit log, oldest first."""
+        return {"releases": _finite(session(c, case).history())}
+
+    @app.get("/v1/templates", tags=["query"], responses=_AUTH_ERRORS)
     def templates(c: Caller = Depends(caller)) -> dict:
+        """The reviewed query library the broker serves: name, ε, parameters, and the file text.
+
+        The text lets a client parse exactly the templates the broker will plan, so
+        `%dpsql --template` binds and types parameters the same way remotely.
+        """
         from pdbg.templates import load_library
 
-        return {"templates": [t.to_dict() for t in load_library(workspace=ws.root).values()]}
+        return {"templates": [_template_dict(t) for t in load_library(workspace=ws.root).values()]}
 
-    @app.get("/v1/cases/{case}")
-    def get_case(case: str, c: Caller = Depends(caller)) -> dict:
+    @app.get("/v1/cases/{case}", tags=["cases"], responses=_errors(401, 403, 404, 422, 500))
+    def get_case(case: Annotated[CaseId, Path()], c: Caller = Depends(caller)) -> dict:
+        """Case metadata: title, severity, status and milestones (UTC)."""
         from pdbg.governance import cases
 
-        return cases.get_case(ws, case).to_dict()
+        require(c, "case.read", f"case {case}")
+        return exists(cases.get_case, f"case {case!r}", case).to_dict()
 
-    @app.post("/v1/access/requests")
+    @app.post("/v1/access/requests", tags=["access"], responses=_errors(400, 401, 403, 413, 422))
     def access_request(body: AccessRequestBody, c: Caller = Depends(caller)) -> dict:
+        """File a request for (case, dataset, ε, hours); someone else must approve it."""
         from pdbg.governance import access
 
+        require(c, "access.request", f"dataset {body.dataset} for case {body.case}")
         return access.request(ws, c.name, body.case, body.dataset, body.epsilon, body.hours, body.reason).to_dict()
 
-    @app.get("/v1/access/requests")
+    @app.get("/v1/access/requests", tags=["access"], responses=_AUTH_ERRORS)
     def access_list(pending: bool = False, c: Caller = Depends(caller)) -> dict:
+        """All access requests (approvers, admins, auditors)."""
         from pdbg.governance import access, principals
 
         principals.require_role(ws, c.name, "approver", "admin", "auditor")
         return {"requests": [r.to_dict() for r in access.list_requests(ws, pending_only=pending)]}
 
-    @app.post("/v1/access/requests/{request_id}/approve")
-    def access_approve(request_id: str, c: Caller = Depends(caller)) -> dict:
+    @app.post("/v1/access/requests/{request_id}/approve", tags=["access"], responses=_errors(401, 403, 404, 422, 500))
+    def access_approve(request_id: Annotated[str, Path(max_length=64)], c: Caller = Depends(caller)) -> dict:
+        """Approve a pending request (never one's own): creates the grant and its ledger accounts."""
         from pdbg.governance import access
 
+        require(c, "access.approve", f"request {request_id}")
+        exists(access.get_request, f"access request {request_id!r}", request_id)
         return access.approve(ws, request_id, c.name).to_dict()
 
-    @app.post("/v1/access/requests/{request_id}/deny")
-    def access_deny(request_id: str, body: ReasonBody, c: Caller = Depends(caller)) -> dict:
+    @app.post("/v1/access/requests/{request_id}/deny", tags=["access"], responses=_errors(401, 403, 404, 413, 422))
+    def access_deny(request_id: Annotated[str, Path(max_length=64)], body: ReasonBody,
+                    c: Caller = Depends(caller)) -> dict:
+        """Deny a pending request with a reason the requester will see."""
         from pdbg.governance import access
 
+        require(c, "access.deny", f"request {request_id}")
+        exists(access.get_request, f"access request {request_id!r}", request_id)
         return access.deny(ws, request_id, c.name, body.reason).to_dict()
 
-    @app.post("/v1/access/break-glass")
+    @app.post("/v1/access/break-glass", tags=["access"], responses=_errors(400, 401, 403, 413, 422))
     def break_glass(body: BreakGlassBody, c: Caller = Depends(caller)) -> dict:
+        """Immediate small grant without an approver; audited high and queued for review."""
         from pdbg.governance import access
 
+        require(c, "access.break_glass", f"dataset {body.dataset} for case {body.case}")
         return access.break_glass(ws, c.name, body.case, body.dataset, body.reason).to_dict()
 
-    @app.post("/v1/access/grants/{grant_id}/revoke")
-    def revoke(grant_id: str, c: Caller = Depends(caller)) -> dict:
+    @app.post("/v1/access/grants/{grant_id}/revoke", tags=["access"], responses=_errors(401, 403, 404, 422, 500))
+    def revoke(grant_id: Annotated[str, Path(max_length=64)], c: Caller = Depends(caller)) -> dict:
+        """Revoke a grant; the next query under it is refused. Spent budget stays spent."""
         from pdbg.governance import access
 
+        require(c, "access.revoke", f"grant {grant_id}")
+        grant = exists(access.get_grant, f"grant {grant_id!r}", grant_id)
+        if grant.revoked is not None:
+            raise errors.PdbgError(f"grant {grant_id} is already revoked", "Nothing to do.")
         return access.revoke(ws, grant_id, c.name).to_dict()
 
-    @app.get("/v1/audit/verify")
+    @app.get("/v1/audit/verify", tags=["audit"], responses=_AUTH_ERRORS)
     def audit_verify(c: Caller = Depends(caller)) -> dict:
-        from pdbg.governance import principals
+        """Verify the audit log's chain, Merkle tree heads, signatures and mirror (auditors, admins)."""
         from pdbg.ledger import audit
 
-        principals.require_role(ws, c.name, "auditor", "admin")
+        require(c, "audit.read", "audit log")
         report = audit.verify(ws)
-        return report.to_dict() if hasattr(report, "to_dict") else vars(report)
+        return _finite(report.to_dict() if hasattr(report, "to_dict") else vars(report))
 
     return app
 
 
-class _Unauthenticated(Exception):
-    """No or malformed credentials: answered 401 before any governance lookup."""
+def _template_dict(t) -> dict[str, Any]:
+    return {
+        "name": t.name, "title": t.title, "description": t.description, "dataset": t.dataset,
+        "epsilon": t.epsilon, "sql": t.sql, "reviewed": t.reviewed, "notes": t.notes, "chart": t.chart,
+        "source": t.path.read_text(encoding="utf-8") if t.path is not None else None,
+        "params": [{"name": p.name, "type": p.type, "default": p.default_text() or None, "required": p.required,
+                    "description": p.description, "choices": list(p.choices)} for p in t.params],
+    }
 
 
 def _result_dict(r) -> dict[str, Any]:
