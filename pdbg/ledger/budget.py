@@ -390,9 +390,16 @@ class Ledger:
         A dead holder's reservation is committed when the audit log has its ``query``
         record with ``charged: true`` (the answer may have been shown) and released
         otherwise. Holders on other hosts are left alone: their liveness is unknowable here.
-        When anything changes, one ``budget_recover`` audit record says what (appended
+        Cheap when nothing is stranded (the audit log is read only then), so sessions can
+        call it on start.
+        When anything changes, one ``budget.recover`` audit record says what (appended
         before the change, so a failing audit log changes nothing).
         """
+        dead, alive = [], []
+        for r in self.reservations("reserved"):
+            (alive if _holder_alive(r["host"], r["pid"], r["pid_start"]) else dead).append(r["id"])
+        if not dead:  # the common case: no audit log read, cheap enough for every session start
+            return RecoverReport((), (), tuple(alive))
         if audit_records is None:
             from pdbg.ledger.audit import AuditLog
 
@@ -402,22 +409,15 @@ class Ledger:
             for r in audit_records
             if r.get("action") == "query" and r.get("charged") is True and r.get("reservation")
         }
-        to_commit, to_release, alive = [], [], []
-        for r in self.reservations("reserved"):
-            if _holder_alive(r["host"], r["pid"], r["pid_start"]):
-                alive.append(r["id"])
-            elif r["id"] in charged:
-                to_commit.append(r["id"])
-            else:
-                to_release.append(r["id"])
-        if to_commit or to_release:
-            from pdbg.ledger.audit import AuditLog
+        to_commit = [rid for rid in dead if rid in charged]
+        to_release = [rid for rid in dead if rid not in charged]
+        from pdbg.ledger.audit import AuditLog
 
-            AuditLog(self.ws).append(actor, "budget_recover", committed=to_commit, released=to_release)
-            for rid in to_commit:
-                self._finish(rid, "committed")
-            for rid in to_release:
-                self._finish(rid, "released")
+        AuditLog(self.ws).append(actor, "budget.recover", committed=to_commit, released=to_release)
+        for rid in to_commit:
+            self._finish(rid, "committed")
+        for rid in to_release:
+            self._finish(rid, "released")
         return RecoverReport(tuple(to_commit), tuple(to_release), tuple(alive))
 
     # -- internals -----------------------------------------------------------

@@ -162,7 +162,7 @@ def test_a_killed_kernel_is_recovered_from_the_audit_log(ws, stage, expect):
         assert b.committed_units == (250 * 10**12 if expect == "committed" else 0)
         assert ledger.recover().committed == ()  # nothing left to do
     recs = AuditLog(ws).records()
-    assert recs[-1]["action"] == "budget_recover" and rid in recs[-1][expect]
+    assert recs[-1]["action"] == "budget.recover" and rid in recs[-1][expect]
     assert reconcile(ws).ok
 
 
@@ -178,6 +178,36 @@ def test_reconcile_reports_a_dead_holder_as_pending_until_recovered(ws):
         assert not report.ok and report.pending == (rid,) and "recover" in report.message
         ledger.recover()
     assert reconcile(ws).ok
+
+
+def test_an_unreaped_killed_holder_counts_as_dead(ws):
+    from pdbg.ledger.budget import Ledger
+
+    with Ledger(ws) as ledger:
+        ledger.open_account("grant:g", accounting="pure", epsilon=1.0, delta=0.0)
+        p, rid = _start_crasher(ws, "after-reserve")
+        p.send_signal(signal.SIGKILL)
+        deadline = time.time() + 10
+        while time.time() < deadline and b" Z " not in Path(f"/proc/{p.pid}/stat").read_bytes():
+            time.sleep(0.01)  # now a zombie: kill(pid, 0) still succeeds
+        assert ledger.recover().released == (rid,)
+        p.communicate(timeout=30)
+
+
+def test_recover_with_nothing_stranded_reads_no_audit_log(ws):
+    from pdbg.dp.accounting import query_cost
+    from pdbg.ledger.budget import Ledger
+
+    class Untouchable:
+        def __iter__(self):
+            raise AssertionError("the audit log was read")
+
+    with Ledger(ws) as ledger:
+        ledger.open_account("grant:g", accounting="pure", epsilon=1.0, delta=0.0)
+        mine = ledger.reserve(["grant:g"], query_cost("pure", 0.1, grant_delta=0.0), holder="me")
+        report = ledger.recover(Untouchable())
+        assert report.skipped_alive == (mine.id,) and report.committed == report.released == ()
+        assert not ws.audit_path.exists() or "budget.recover" not in ws.audit_path.read_text()
 
 
 if __name__ == "__main__":
