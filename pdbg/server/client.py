@@ -46,6 +46,12 @@ class RemoteSession:
     def close(self) -> None:
         self._http.close()
 
+    def __del__(self) -> None:
+        # `%pdbg connect` replaces sessions without closing them; free the socket when dropped.
+        http = getattr(self, "_http", None)
+        if http is not None:
+            http.close()
+
     def __enter__(self):
         return self
 

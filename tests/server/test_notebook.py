@@ -1,0 +1,101 @@
+"""Magics, widgets and the investigation notebook work unchanged against a broker.
+
+Only the public interface is used: `%pdbg connect URL --token T`, `pdbg.connect(URL)`
+with ``$PDBG_TOKEN``, and the notebook's own parameters (``PDBG_WORKSPACE`` may be a
+broker URL). The postmortem notebook reads governance state from the workspace
+files and is an admin's notebook, so it stays embedded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pdbg.demo.build import INVESTIGATOR
+
+from .helpers import REPO
+
+COUNT = "SELECT service, COUNT(*) AS errors FROM requests WHERE status >= 500 GROUP BY service"
+
+
+@pytest.fixture
+def ip():
+    from IPython.testing.globalipapp import get_ipython
+
+    from pdbg.notebook.magics import set_current_session
+
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "pdbg")
+    yield shell
+    set_current_session(None)
+
+
+def test_magics_against_the_broker(ip, broker, tokens, fresh_case, capsys):
+    from pdbg.notebook import display as disp
+    from pdbg.notebook.magics import current_session
+    from pdbg.server.client import RemoteSession
+
+    case = fresh_case()
+    ip.run_line_magic("pdbg", f"connect {broker.url} --user {INVESTIGATOR} --case {case} --token {tokens[INVESTIGATOR]}")
+    assert isinstance(current_session(), RemoteSession)
+    assert "connected as alice" in capsys.readouterr().out
+    pv = ip.run_cell_magic("dpsql", "--preview --epsilon 0.2", COUNT)
+    assert isinstance(pv, disp.PreviewView) and "nothing spent" in repr(pv)
+    view = ip.run_cell_magic("dpsql", "--epsilon 0.2 -o errs", COUNT)
+    assert isinstance(view, disp.ResultView) and "95% CI" in view._repr_html_()
+    assert {"errors", "errors_ci_low", "errors_ci_high"} <= set(ip.user_ns["errs"].columns)
+    again = ip.run_cell_magic("dpsql", "--epsilon 0.2", COUNT)
+    assert again.cached and "served from cache" in repr(again)
+    ip.run_line_magic("dpsql", "--template errors_by_service --epsilon 0.1")
+    ip.run_cell_magic("dpsql", "", "SELECT user_id FROM requests")
+    out = capsys.readouterr().out
+    assert "QueryRejected [" in out and "Traceback" not in out
+    assert "remaining" in repr(ip.run_line_magic("pdbg", "budget")).lower()
+    hist = current_session().history()
+    assert [h["action"] for h in hist] == ["query", "query", "query", "query.refused"]
+    assert tokens[INVESTIGATOR] not in out
+
+
+def test_widgets_preview_without_spending_and_release_once(broker, tokens, fresh_case, remote):
+    from pdbg.notebook import widgets as W
+
+    case = fresh_case()
+    s = remote(case)
+    panel = W.Investigation(s, template="errors_by_service")
+    for eps in (0.05, 0.1, 0.3, 0.2):
+        panel.form.epsilon.value = eps
+    assert "expected 95% CI" in panel.form.accuracy.value
+    assert s.budget().spent_epsilon == 0                      # previews never spend
+    result = panel.form.release()
+    assert result is not None and not result.cached
+    assert s.budget().spent_epsilon > 0
+    assert [h["action"] for h in s.history()] == ["query"]
+    bar = panel.gauge.children[1].children[0]                 # the gauge refreshed from the broker
+    assert bar.value == pytest.approx(s.budget().spent_epsilon)
+
+
+@pytest.mark.slow
+def test_investigate_notebook_under_nbval_against_the_broker(broker, tokens, fresh_case, tmp_path):
+    """`pytest --nbval notebooks/investigate.ipynb` with PDBG_WORKSPACE pointing at the broker."""
+    pytest.importorskip("nbval")
+    case = fresh_case()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PDBG_", "JUPYTER_"))}
+    for d in ("ipython", "jupyter-config", "jupyter-data", "jupyter-runtime"):
+        (tmp_path / d).mkdir()
+    env.update(PDBG_WORKSPACE=broker.url, PDBG_TOKEN=tokens[INVESTIGATOR], PDBG_USER=INVESTIGATOR, PDBG_CASE=case,
+               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+               JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
+               JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+         "--nbval-sanitize-with", "notebooks/nbval.cfg", "notebooks/investigate.ipynb"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert tokens[INVESTIGATOR] not in proc.stdout + proc.stderr
+    from pdbg.server.client import RemoteSession
+
+    with RemoteSession(broker.url, user=INVESTIGATOR, case=case, token=tokens[INVESTIGATOR]) as s:
+        assert any(h["action"] == "query" for h in s.history())   # it really ran against this case
