@@ -191,14 +191,14 @@ def _export_parquet(db: Path, out: Path) -> None:
         con.close()
 
 
-def fresh_run_workspace(n_rows: int) -> Path:
+def fresh_run_workspace(n_rows: int, tag: str = "run") -> Path:
     """Copy the template to a new run workspace (empty ledger/audit history continues from the template).
 
     The audit mirror location is per workspace: the copy gets its own mirror (a copy of the
     template's), so the run's signed checkpoints never touch the template.
     """
     tdir = template_dir(n_rows)
-    run = DATA_DIR / f"ws-{rows_label(n_rows)}.run"
+    run = DATA_DIR / f"ws-{rows_label(n_rows)}.{tag}"
     run_mirror = run.parent / f".{run.name}.audit-mirror"
     for p in (run, run_mirror):
         if p.exists():
@@ -257,16 +257,21 @@ def time_plain(db: Path, sql: str, runs: int) -> tuple[float, list]:
 
 
 class StageTimer:
-    """Wraps planning, engine execution and the DP release to attribute pdbg's time to stages.
+    """Attributes pdbg's time to pipeline stages by wrapping the functions the session calls.
 
-    Pure measurement: wraps the functions the session calls (monkeypatching module attributes
-    in this benchmark process only); no privacy code is changed.
+    Pure measurement in this benchmark process (module attributes are wrapped; no privacy code
+    is changed). Stages: plan = Session._plan (policy lookup + parse/check/plan), cost =
+    dp.release.cost_of (ε -> ρ accounting, called before reserving), sql = DuckDBEngine.execute
+    (bounded SQL), noise = dp.release.release (noise, partition selection, CIs), audit =
+    AuditLog.append, budget = the budget view attached to each result; other = the rest
+    (grant lookup, data-version read, ledger reserve/commit, cache, post-processing).
     """
 
-    STAGES = ("plan", "engine", "release")
+    STAGES = ("plan", "cost", "sql", "noise", "audit", "budget")
 
     def __init__(self) -> None:
         self.acc = dict.fromkeys(self.STAGES, 0.0)
+        self.depth = 0
 
     def _wrap(self, stage: str, fn):
         def inner(*a, **kw):
@@ -280,12 +285,16 @@ class StageTimer:
 
     def install(self) -> None:
         import pdbg.dp.release as rel
-        import pdbg.sql as sqlpkg
+        import pdbg.session as sess
         from pdbg.engine.duckdb import DuckDBEngine
+        from pdbg.ledger.audit import AuditLog
 
-        sqlpkg.plan_query = self._wrap("plan", sqlpkg.plan_query)
-        rel.release = self._wrap("release", rel.release)
-        DuckDBEngine.execute = self._wrap("engine", DuckDBEngine.execute)
+        sess.Session._plan = self._wrap("plan", sess.Session._plan)
+        rel.cost_of = self._wrap("cost", rel.cost_of)
+        rel.release = self._wrap("noise", rel.release)
+        DuckDBEngine.execute = self._wrap("sql", DuckDBEngine.execute)
+        AuditLog.append = self._wrap("audit", AuditLog.append)
+        sess._budget_view = self._wrap("budget", sess._budget_view)
 
     def reset(self) -> dict:
         out = dict(self.acc)
@@ -350,7 +359,10 @@ def _child(mode: str, ws: str, name: str, case: str, eps: str) -> None:
 
         s = pdbg.connect(ws, user=INVESTIGATOR, case=case)
         s.sql(QUERIES[name][1], epsilon=float(eps))
-    print(json.dumps({"maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open("/proc/self/status") as f:       # VmHWM: not inherited from the (large) parent, unlike ru_maxrss
+        peak = next((int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmHWM:")), peak)
+    print(json.dumps({"maxrss": peak}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,7 +415,8 @@ def _mib(b):
 
 def print_table(rows: list[dict]) -> None:
     hdr = (f"{'rows':>4} {'query':32} {'plain ms':>9} {'pdbg ms':>9} {'ratio':>6} {'goal':>14} {'met':>4} "
-           f"{'plan':>6} {'sql':>8} {'noise':>6} {'other':>6} {'cached':>7} {'RSS plain':>9} {'RSS pdbg':>9}")
+           f"{'plan':>6} {'cost':>6} {'sql':>8} {'noise':>6} {'audit':>6} {'budget':>6} {'other':>6} {'cached':>7} "
+           f"{'RSS plain':>9} {'RSS pdbg':>9}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -412,8 +425,10 @@ def print_table(rows: list[dict]) -> None:
               f"{r['goal']:>14} {'yes' if r['goal_met'] else 'NO':>4} {s['plan']:6.1f} {s['engine']:8.1f} "
               f"{s['release']:6.1f} {s['other']:6.1f} {r['cached_ms']:7.1f} {_mib(r.get('plain_rss')):>9} "
               f"{_mib(r.get('pdbg_rss')):>9}")
-    print("times are medians; plan/sql/noise/other split the pdbg median (sql = bounded SQL in DuckDB, "
-          "noise = dp release incl. partition selection, other = ledger, audit, cache, session); RSS in MiB")
+    print("times are medians of fresh releases (cached = cache hits); stage columns split the pdbg median: "
+          "plan = policy lookup + parse/check/plan, cost = ε->ρ accounting, sql = bounded SQL in DuckDB, "
+          "noise = DP release (noise, partition selection, CIs), audit = audit append, budget = budget view, "
+          "other = grant, data version, ledger, cache, post-processing; RSS = peak of a child running one query, MiB")
 
 
 def main(argv=None) -> int:
@@ -434,6 +449,7 @@ def main(argv=None) -> int:
         for n in sizes:
             print(json.dumps(ensure_template(n), sort_keys=True))
         return 0
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (other processes on the machine skew timings)")
     print(f"pdbg query benchmark: {os.cpu_count()} cores, policy {policy_file().name}, ε≈{args.epsilon} per release, "
           f"{args.runs} runs")
     results = []
@@ -441,6 +457,7 @@ def main(argv=None) -> int:
         results += bench_size(n, args.runs, args.epsilon, with_rss=not args.no_rss)
     print()
     print_table(results)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "cores": os.cpu_count(),
                                                "date": time.strftime("%Y-%m-%d")}, indent=1, default=float))

@@ -51,7 +51,12 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, default=1.0)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--queries", default=",".join(spec.QUERIES))
+    ap.add_argument("--query-budget", type=float, default=120.0,
+                    help="stop repeating a query once it has used this many seconds (after one run)")
+    ap.add_argument("--k", type=int, default=spec.K_ROWS, help="rows per user and group (policy k)")
+    ap.add_argument("--g", type=int, default=spec.G_GROUPS, help="groups per user (policy g)")
     args = ap.parse_args()
+    spec.K_ROWS, spec.G_GROUPS, spec.MAX_ROWS_PER_USER = args.k, args.g, args.k * args.g
 
     import pandas as pd
     import snsql
@@ -66,6 +71,7 @@ def main() -> None:
     probe = snsql.from_df(df, privacy=Privacy(epsilon=1.0, delta=spec.DELTA), metadata=meta)
     load_s = time.perf_counter() - t0
     out = {"system": "smartnoise-sql", "version": _version(), "load_s": load_s, "queries": {}}
+    _emit({"header": True, "system": out["system"], "version": out["version"], "load_s": load_s})
     for name in args.queries.split(","):
         sql = spec.SMARTNOISE_SQL[name]
         q = {"supported": True, "times_s": [], "answers": []}
@@ -77,7 +83,10 @@ def main() -> None:
             cost, _ = reader.get_privacy_cost(sql)
             q["query_epsilon"] = cost
             reader.execute(sql)                                  # warm (parsing caches)
-            for _ in range(args.reps):
+            started = time.perf_counter()
+            for i in range(args.reps):
+                if i >= 1 and time.perf_counter() - started > args.query_budget:
+                    break
                 t1 = time.perf_counter()
                 res = reader.execute(sql)
                 q["times_s"].append(time.perf_counter() - t1)
@@ -86,8 +95,27 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report what the peer cannot do
             q = {"supported": False, "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
         out["queries"][name] = q
-    out["maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps(out, default=str))
+        _emit({"query": name, **q})
+    out["maxrss"] = _peak_rss()
+    _emit({"done": True, "maxrss": out["maxrss"]})
+
+
+def _peak_rss() -> int:
+    """Peak RSS of this process image (VmHWM; unlike ru_maxrss it is not inherited from the parent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _emit(obj: dict) -> None:
+    """One JSON object per line, flushed, so a driver that kills us on timeout keeps what finished."""
+    obj["maxrss_so_far"] = _peak_rss()
+    print(json.dumps(obj, default=str), flush=True)
 
 
 def _version() -> str:

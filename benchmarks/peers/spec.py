@@ -1,13 +1,13 @@
 """The five investigation queries and the shared privacy setting, as plain data.
 
 Imported by every runner (pdbg's venv and the peer venvs), so it must depend on nothing
-but the standard library. Contribution bounds mirror the benchmark policy
-(``requests.bench.policy.yaml``): k = 10 rows per user and group, g = 4 groups per
-user, latency clamped to [0, 30000] ms. Peers without a per-group bound get the
-equivalent total bound k*g = 40 rows per user.
+but the standard library. Contribution bounds mirror the packaged demo policy
+(pdbg/demo/requests.policy.yaml): k = 1 row per user and group, g = 4 groups per user,
+latency clamped to [0, 30000] ms; the driver passes the policy's actual k and g with
+--k/--g. Peers without a per-group bound get the equivalent total bound k*g rows per user.
 """
 
-K_ROWS = 10
+K_ROWS = 1
 G_GROUPS = 4
 MAX_ROWS_PER_USER = K_ROWS * G_GROUPS
 LAT_BOUNDS = (0.0, 30000.0)
