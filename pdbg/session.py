@@ -99,6 +99,11 @@ class Session:
         if token is not None:
             principals.authenticate(self.ws, user, token)
         principals.require_role(self.ws, user, "investigator")
+        # Settle reservations left by crashed kernels (committed if their audit record exists).
+        from pdbg.ledger.budget import Ledger
+
+        with Ledger(self.ws) as ledger:
+            ledger.recover(actor=user)
 
     def __repr__(self) -> str:
         return f"Session(workspace={str(self.ws.root)!r}, user={self.user!r}, case={self.case!r})"
@@ -191,8 +196,12 @@ class Session:
         if accuracy is not None:
             if not accuracy > 0:
                 raise QueryRejected("accuracy must be a positive CI half-width", "E.g. accuracy=20.", rule="accuracy")
-            needed = [dp_release.epsilon_for_accuracy(plan, o.name, accuracy, policy)
-                      for o in plan.outputs if o.kind in ("count", "count_units", "sum") and not o.hidden]
+            try:
+                needed = [dp_release.epsilon_for_accuracy(plan, o.name, accuracy, policy)
+                          for o in plan.outputs if o.kind in ("count", "count_units", "sum") and not o.hidden]
+            except ValueError as exc:   # e.g. a half-width below one integer unit
+                raise QueryRejected(f"accuracy ±{accuracy:g} cannot be met: {exc}",
+                                    "Ask for a looser accuracy.", rule="accuracy") from None
             if not needed:
                 raise QueryRejected(
                     "accuracy= applies to counts and sums; this query has none",

@@ -110,8 +110,11 @@ def test_accuracy_target_solves_for_epsilon(demo_ws, fresh_case):
     p = s.preview(COUNT_BY_SERVICE, accuracy=loose)
     assert p.epsilon == pytest.approx(0.1, rel=0.05)
     with pytest.raises(QueryRejected) as err:
-        s.preview(COUNT_BY_SERVICE, accuracy=0.001)
+        s.preview(COUNT_BY_SERVICE, accuracy=1.0)          # needs far more than max_per_query
     assert err.value.rule == "epsilon-above-policy"
+    with pytest.raises(QueryRejected) as err:
+        s.preview(COUNT_BY_SERVICE, accuracy=0.001)        # finer than integer noise can be
+    assert err.value.rule == "accuracy"
 
 
 def test_revoked_grant_answers_nothing_on_next_query(demo_ws, fresh_case):
