@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 # ε per step (the grant is ε=1; under zCDP the five releases compose to less than their sum)
-STEP_EPSILON = {"service": 0.25, "region": 0.25, "timeline": 0.45, "latency": 0.25, "users": 0.2}
+STEP_EPSILON = {"service": 0.15, "region": 0.15, "timeline": 0.7, "latency": 0.2, "users": 0.1}
 BUCKET_MINUTES = 2
 
 
@@ -32,18 +32,27 @@ def _rate(df, errors="errors", total="total"):
 
 
 def change_point(values: list[float]) -> int:
-    """Index of the first bucket after the split that best separates a low and a high mean (CUSUM)."""
-    n = len(values)
-    best, best_i = float("-inf"), 1
-    total = sum(values)
-    left = 0.0
-    for i in range(1, n):
-        left += values[i - 1]
-        mean_l, mean_r = left / i, (total - left) / (n - i)
-        score = (mean_r - mean_l) * (i * (n - i) / n) ** 0.5
-        if score > best:
-            best, best_i = score, i
-    return best_i
+    """Index of the first bucket of the incident: the contiguous run that most exceeds the baseline.
+
+    An incident is a bump (it starts and later ends), so a single-split CUSUM would
+    look for the wrong shape. Each bucket scores against the level halfway between the
+    baseline (the median: an incident covers less than half of the window) and the
+    incident level (the 90th percentile); the run with the largest summed score is found
+    with Kadane's algorithm. Pure post-processing of released values.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    baseline = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    level = ordered[min(n - 1, int(0.9 * n))]
+    mid = (baseline + level) / 2
+    best, best_start, run, run_start = float("-inf"), 0, 0.0, 0
+    for i, v in enumerate(values):
+        if run <= 0:
+            run, run_start = 0.0, i
+        run += v - mid
+        if run > best:
+            best, best_start = run, run_start
+    return best_start
 
 
 def investigate(session, window: tuple[datetime, datetime], echo=None) -> Findings:

@@ -121,8 +121,14 @@ class Builder:
             value, lo_t, hi_t = centered, -math.ceil(self.k * half * scale), math.ceil(self.k * half * scale)
         else:
             value, lo_t, hi_t = f"power({centered}, 2)", 0, math.ceil(self.k * half * half * scale)
-        row = f"CASE WHEN {cond} THEN {self._fixed(value, integral, scale)} ELSE 0 END"
-        mid_id = self._measure("sum", row, f"LEAST(GREATEST(SUM({{c}}), {lo_t}), {hi_t})", max(-lo_t, hi_t), scale)
+        # Rows that do not count are NULL here (not 0) so AVG/COUNT see only counted rows.
+        # A unit's contribution is its mean times min(rows, k): the same rows the count
+        # measure caps at k, so avg = mid + S/N stays an average of values even for units
+        # with far more than k rows (clamping the raw total instead would drag it to a bound).
+        row = f"CASE WHEN {cond} THEN {self._fixed(value, integral, scale)} END"
+        unit = (f"LEAST(GREATEST(COALESCE(CAST(round(AVG({{c}}) * LEAST(COUNT({{c}}), {self.k})) AS BIGINT), 0), "
+                f"{lo_t}), {hi_t})")
+        mid_id = self._measure("sum", row, unit, max(-lo_t, hi_t), scale)
         return mid_id, mid
 
     # -- one aggregate → outputs --------------------------------------------

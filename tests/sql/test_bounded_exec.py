@@ -90,10 +90,10 @@ def test_avg_centered_sum(con, policy):
     n_id, s_id = out.measures
     assert out.mid == 15000.0
     rows = _by_key(run(con, p.bounded_sql))
-    # eu-west: a 5 rows of 100 (count capped 3, centered sum 5*(100-15000)*1000 clamped to -3*15000*1000),
-    #          d 1 row of 10, e NULL (count 0)
+    # eu-west: a 5 rows of 100 (count capped 3; centered sum = a's mean × min(5, 3) rows, so the
+    #          average stays an average of values), d 1 row of 10, e NULL (count 0)
     n_eu = 3 + 1
-    s_eu = max(5 * (100 - 15000) * 1000, -45_000_000) + (10 - 15000) * 1000
+    s_eu = (100 - 15000) * 1000 * 3 + (10 - 15000) * 1000
     # us-east: b 3 rows of 200 (one per service but one region group), c 30000 (clamped)
     n_us = 3 + 1
     s_us = 3 * (200 - 15000) * 1000 + (30000 - 15000) * 1000
