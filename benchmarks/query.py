@@ -422,9 +422,9 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         s = r["stages_ms"]
         print(f"{rows_label(r['rows']):>4} {r['query']:32} {r['plain_ms']:9.1f} {r['pdbg_ms']:9.1f} {r['ratio']:6.2f} "
-              f"{r['goal']:>14} {'yes' if r['goal_met'] else 'NO':>4} {s['plan']:6.1f} {s['engine']:8.1f} "
-              f"{s['release']:6.1f} {s['other']:6.1f} {r['cached_ms']:7.1f} {_mib(r.get('plain_rss')):>9} "
-              f"{_mib(r.get('pdbg_rss')):>9}")
+              f"{r['goal']:>14} {'yes' if r['goal_met'] else 'NO':>4} {s['plan']:6.1f} {s['cost']:6.1f} {s['sql']:8.1f} "
+              f"{s['noise']:6.1f} {s['audit']:6.1f} {s['budget']:6.1f} {s['other']:6.1f} {r['cached_ms']:7.1f} "
+              f"{_mib(r.get('plain_rss')):>9} {_mib(r.get('pdbg_rss')):>9}")
     print("times are medians of fresh releases (cached = cache hits); stage columns split the pdbg median: "
           "plan = policy lookup + parse/check/plan, cost = ε->ρ accounting, sql = bounded SQL in DuckDB, "
           "noise = DP release (noise, partition selection, CIs), audit = audit append, budget = budget view, "
@@ -455,12 +455,12 @@ def main(argv=None) -> int:
     results = []
     for n in sizes:
         results += bench_size(n, args.runs, args.epsilon, with_rss=not args.no_rss)
-    print()
-    print_table(results)
-    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "cores": os.cpu_count(),
                                                "date": time.strftime("%Y-%m-%d")}, indent=1, default=float))
+    print()
+    print_table(results)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 
 
