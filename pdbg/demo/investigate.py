@@ -27,7 +27,7 @@ class Findings:
     steps: list = field(default_factory=list)       # (title, Result)
 
 
-def _rate(df, errors="errors", total="total"):
+def _rate(df, errors="users_with_5xx", total="users"):
     return (df[errors].clip(lower=0) / df[total].clip(lower=1)).clip(upper=1.0)
 
 
@@ -59,29 +59,32 @@ def investigate(session, window: tuple[datetime, datetime], echo=None) -> Findin
     say = echo or (lambda *_: None)
     steps = []
 
-    q1 = ("SELECT service, COUNT(*) FILTER (WHERE status >= 500) AS errors, COUNT(*) AS total "
-          "FROM requests GROUP BY service")
+    # Users, not requests: each user counts once per group, so a retrying client weighs no more
+    # than anyone else and the noise does not depend on the policy's rows-per-user bound k.
+    q1 = ("SELECT service, COUNT(DISTINCT user_id) FILTER (WHERE status >= 500) AS users_with_5xx, "
+          "COUNT(DISTINCT user_id) AS users FROM requests GROUP BY service")
     r1 = session.sql(q1, epsilon=STEP_EPSILON["service"])
     steps.append(("5xx by service", r1))
     service = r1.df.assign(rate=_rate(r1.df)).sort_values("rate", ascending=False)["service"].iloc[0]
     say("5xx by service", r1, f"highest error rate: {service}")
 
-    q2 = ("SELECT region, COUNT(*) FILTER (WHERE status >= 500) AS errors, COUNT(*) AS total "
-          "FROM requests WHERE service = $service GROUP BY region")
+    q2 = ("SELECT region, COUNT(DISTINCT user_id) FILTER (WHERE status >= 500) AS users_with_5xx, "
+          "COUNT(DISTINCT user_id) AS users FROM requests WHERE service = $service GROUP BY region")
     r2 = session.sql(q2, epsilon=STEP_EPSILON["region"], params={"service": service})
     steps.append((f"5xx by region for {service}", r2))
     region = r2.df.assign(rate=_rate(r2.df)).sort_values("rate", ascending=False)["region"].iloc[0]
     say(f"5xx by region for {service}", r2, f"highest error rate: {region}")
 
     lo, hi = window
-    q3 = (f"SELECT time_bucket(INTERVAL '{BUCKET_MINUTES} minutes', ts) AS t, COUNT(*) AS errors FROM requests "
+    q3 = (f"SELECT time_bucket(INTERVAL '{BUCKET_MINUTES} minutes', ts) AS t, COUNT(DISTINCT user_id) AS users_with_5xx "
+          "FROM requests "
           "WHERE status >= 500 AND service = $service AND region = $region "
           f"AND ts >= TIMESTAMP '{lo:%Y-%m-%d %H:%M:%S}' AND ts < TIMESTAMP '{hi:%Y-%m-%d %H:%M:%S}' "
           "GROUP BY t ORDER BY t")
     r3 = session.sql(q3, epsilon=STEP_EPSILON["timeline"], params={"service": service, "region": region})
     steps.append((f"5xx over time, {service} in {region}", r3))
     ts = r3.df.sort_values("t")
-    i = change_point([float(v) for v in ts["errors"]])
+    i = change_point([float(v) for v in ts["users_with_5xx"]])
     start = ts["t"].iloc[i].to_pydatetime()
     say(f"5xx over time, {service} in {region}", r3, f"change point: {start:%Y-%m-%d %H:%M}")
 
