@@ -128,7 +128,7 @@ class Session:
         """Cost and expected accuracy; spends nothing, touches no data, writes no audit record."""
         from pdbg.dp import release as dp_release
 
-        policy, plan = self._plan(query, params)
+        policy, plan, _ = self._plan(query, params)
         eps = self._resolve_epsilon(plan, policy, epsilon, accuracy)
         cost = dp_release.cost_of(plan, eps, policy)
         acc = dp_release.preview(plan, eps, policy)
@@ -156,10 +156,21 @@ class Session:
         return out
 
     # -- pipeline steps ---------------------------------------------------
-    def _only_dataset(self) -> str:
+    def _engine(self):
+        from pdbg.engine.duckdb import DuckDBEngine
+
+        return DuckDBEngine(self.ws) if self.query_timeout_s is None else DuckDBEngine(self.ws, self.query_timeout_s)
+
+    def _registry(self):
+        """Registered datasets, read through the locked read-only connection (never read-write:
+        several kernels, the broker and an admin's ingest share the file)."""
         from pdbg.ingest import datasets
 
-        names = [d.name for d in datasets.list_datasets(self.ws)]
+        with self._engine().connect() as con:
+            return datasets.registered(con)
+
+    def _only_dataset(self) -> str:
+        names = [d.name for d in self._registry()]
         if len(names) != 1:
             from pdbg.errors import PolicyError
 
@@ -167,24 +178,27 @@ class Session:
         return names[0]
 
     def _plan(self, query: str, params: dict | None):
+        """(policy, plan, data_version) for a query; reads the registry once, read-only."""
         from pdbg.errors import QueryRejected
         from pdbg.ingest import datasets
         from pdbg.sql import plan_query
         from pdbg.sql.tables import referenced_tables
 
         tables = referenced_tables(query)
-        infos = datasets.list_datasets(self.ws)
-        matches = [d for d in infos if d.table_name.lower() in tables]
-        if len(matches) != 1:
-            known = ", ".join(sorted(d.table_name for d in infos)) or "none registered"
-            raise QueryRejected(
-                "the query must read exactly one private dataset table" if matches else
-                "the query reads no registered dataset table",
-                f"Query one of: {known}.",
-                rule="unknown-table" if not matches else "private-join",
-            )
-        policy = datasets.get_policy(self.ws, matches[0].name)
-        return policy, plan_query(query, policy, params=params)
+        with self._engine().connect() as con:
+            infos = datasets.registered(con)
+            matches = [d for d in infos if d.table_name.lower() in tables]
+            if len(matches) != 1:
+                known = ", ".join(sorted(d.table_name for d in infos)) or "none registered"
+                raise QueryRejected(
+                    "the query must read exactly one private dataset table" if matches else
+                    "the query reads no registered dataset table",
+                    f"Query one of: {known}.",
+                    rule="unknown-table" if not matches else "private-join",
+                )
+            policy = datasets.get_policy(self.ws, matches[0].name, con=con)
+            version = matches[0].data_version
+        return policy, plan_query(query, policy, params=params), version
 
     def _resolve_epsilon(self, plan, policy, epsilon: float | None, accuracy: float | None) -> float:
         from pdbg.dp import release as dp_release
@@ -228,18 +242,16 @@ class Session:
 
     def _release(self, query: str, *, epsilon, accuracy, params) -> Result:
         from pdbg.dp import release as dp_release
-        from pdbg.engine.duckdb import DuckDBEngine
         from pdbg.governance import access
         from pdbg.ledger.audit import AuditLog
         from pdbg.ledger.budget import Ledger
         from pdbg.ledger.cache import ReleaseCache, cache_key
 
-        policy, plan = self._plan(query, params)
+        policy, plan, version = self._plan(query, params)
         grant = access.active_grant(self.ws, self.user, self.case, policy.dataset)   # authorize
         eps = self._resolve_epsilon(plan, policy, epsilon, accuracy)
         cost = dp_release.cost_of(plan, eps, policy)
-        engine = DuckDBEngine(self.ws) if self.query_timeout_s is None else DuckDBEngine(self.ws, self.query_timeout_s)
-        version = engine.data_version(policy.dataset)
+        engine = self._engine()
         key = cache_key(plan.normalized, params or {}, policy.digest, cost, version, self.case, policy.dataset)
         audit = AuditLog(self.ws)
         base = dict(case=self.case, dataset=policy.dataset, grant=grant.id, sql=query, params=_jsonable(params),

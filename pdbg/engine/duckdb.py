@@ -17,17 +17,12 @@ from contextlib import contextmanager
 
 from pdbg.engine.base import ExactResult
 from pdbg.errors import EngineError, WorkspaceError
+from pdbg.ingest.datasets import READER_CONFIG
 from pdbg.policy.workspace import Workspace
 from pdbg.sql.plan import Plan
 
 DEFAULT_TIMEOUT_S = 60.0
-LOCKED_CONFIG = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "lock_configuration": True,
-    "memory_limit": "4GB",
-}
+LOCKED_CONFIG = READER_CONFIG   # one configuration for every reader in a process
 
 
 class QueryTimeout(EngineError):
@@ -40,7 +35,8 @@ class DuckDBEngine:
         self.timeout_s = timeout_s
 
     @contextmanager
-    def _connect(self):
+    def connect(self):
+        """The locked-down read-only connection (also used for registry reads on the query path)."""
         import duckdb
 
         if not self.ws.data_path.exists():
@@ -58,14 +54,14 @@ class DuckDBEngine:
             con.close()
 
     def data_version(self, dataset: str) -> int:
-        with self._connect() as con:
+        with self.connect() as con:
             return _version(con, dataset)
 
     def execute(self, plan: Plan, salt: str) -> ExactResult:
         """Run the plan's bounded SQL (and quantile SQL) and read the data version, in one connection."""
         import duckdb
 
-        with self._connect() as con:
+        with self.connect() as con:
             timer = threading.Timer(self.timeout_s, con.interrupt)
             timer.start()
             try:

@@ -109,6 +109,33 @@ def open_admin(ws: Workspace) -> duckdb.DuckDBPyConnection:
     return con
 
 
+# The one configuration every read-only connection to data.duckdb uses (the query engine
+# included). DuckDB refuses two configurations of one file in one process at a time, so a
+# registry read must never open the file read-write or with other settings.
+READER_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+    "memory_limit": "4GB",
+}
+
+
+@contextmanager
+def reader_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Read-only, locked-down connection for registry reads outside admin work."""
+    if not ws.data_path.exists():
+        raise PolicyError("the workspace has no datasets yet", "Register one with `pdbg dataset add WS POLICY.yaml`.")
+    try:
+        con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))
+    except duckdb.IOException:
+        raise PolicyError("data.duckdb is busy (an ingest or purge is writing it)", "Retry in a moment.") from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 @contextmanager
 def admin_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
     con = open_admin(ws)
@@ -121,7 +148,7 @@ def admin_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
 @contextmanager
 def _ws_or_con(ws_or_con: Workspace | duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     if isinstance(ws_or_con, Workspace):
-        with admin_connection(ws_or_con) as con:
+        with reader_connection(ws_or_con) as con:
             yield con
     else:
         yield ws_or_con
@@ -288,7 +315,8 @@ def _replace_table(con: duckdb.DuckDBPyConnection, existing: DatasetInfo, policy
 
 
 def _require(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str]:
-    row = con.execute(f"SELECT policy_hash, table_name FROM {REGISTRY} WHERE name = ?", [name]).fetchone()
+    rows = con.execute(f"SELECT policy_hash, table_name FROM {REGISTRY} WHERE name = ?", [name]).fetchall()
+    row = rows[0] if rows else None
     if row is None:
         raise PolicyError(f"dataset {name} is not registered", "Register it with `pdbg dataset add WS POLICY.yaml`.")
     return row
@@ -297,14 +325,24 @@ def _require(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str]:
 def get_policy(ws: Workspace, name: str, con: duckdb.DuckDBPyConnection | None = None) -> DatasetPolicy:
     """The registered policy, read from WS/policies and checked against the registered hash."""
     if con is None:
-        with admin_connection(ws) as c:
+        with reader_connection(ws) as c:
             phash, _ = _require(c, name)
     else:
         phash, _ = _require(con, name)
     path = policy_path(ws, name)
-    if not path.is_file():
-        raise PolicyError(f"policy file of dataset {name} is missing", f"Register the policy again (policies/{name}.yaml).")
-    policy = load_policy(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise PolicyError(f"policy file of dataset {name} is missing", f"Register the policy again (policies/{name}.yaml).") from None
+    # Parsing and validating YAML costs tens of ms per query; a file is re-read whenever
+    # its size or mtime changes, and the registered hash is checked either way.
+    key = (str(path), st.st_mtime_ns, st.st_size, phash)
+    policy = _PARSED.get(key)
+    if policy is None:
+        policy = load_policy(path)
+        if len(_PARSED) > 64:
+            _PARSED.clear()
+        _PARSED[key] = policy
     if policy.digest != phash:
         raise PolicyError(
             f"policy file of dataset {name} does not match the registered policy hash",
@@ -313,9 +351,23 @@ def get_policy(ws: Workspace, name: str, con: duckdb.DuckDBPyConnection | None =
     return policy
 
 
+_PARSED: dict[tuple, DatasetPolicy] = {}
+
+
+def registered(con: duckdb.DuckDBPyConnection) -> list[DatasetInfo]:
+    """Registered datasets read through the caller's connection (no row counts).
+
+    The query path passes its read-only, locked-down connection here: opening the file
+    read-write would conflict with every other kernel's and the broker's readers.
+    """
+    return [_row_to_info(r) for r in con.execute(f"SELECT {_INFO_COLS} FROM {REGISTRY} ORDER BY name").fetchall()]
+
+
 def list_datasets(ws: Workspace) -> list[DatasetInfo]:
     """Registered datasets with their row counts (admin view; counts are not DP)."""
-    with admin_connection(ws) as con:
+    if not ws.data_path.exists():
+        return []
+    with reader_connection(ws) as con:
         rows = con.execute(f"SELECT {_INFO_COLS} FROM {REGISTRY} ORDER BY name").fetchall()
         out = []
         for row in rows:
@@ -328,7 +380,8 @@ def list_datasets(ws: Workspace) -> list[DatasetInfo]:
 def data_version(ws_or_con: Workspace | duckdb.DuckDBPyConnection, name: str) -> int:
     """The dataset's data version: bumped by every ingest, purge and policy replacement."""
     with _ws_or_con(ws_or_con) as con:
-        row = con.execute(f"SELECT data_version FROM {REGISTRY} WHERE name = ?", [name]).fetchone()
+        rows = con.execute(f"SELECT data_version FROM {REGISTRY} WHERE name = ?", [name]).fetchall()
+    row = rows[0] if rows else None
     if row is None:
         raise PolicyError(f"dataset {name} is not registered", "Register it with `pdbg dataset add WS POLICY.yaml`.")
     return int(row[0])

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import traceback
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -341,29 +340,6 @@ def _frames_only(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
-class FairLock:
-    """A FIFO mutex: waiters enter in arrival order, so p99 latency is bounded by the queue
-    length instead of by luck (``threading.Lock`` lets a releasing thread barge back in)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._next_ticket = 0
-        self._serving = 0
-
-    def __enter__(self):
-        with self._cond:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            while ticket != self._serving:
-                self._cond.wait()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
-
-
 # -- the app -----------------------------------------------------------------------------
 
 def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DEFAULT_QUERY_TIMEOUT_S,
@@ -382,14 +358,6 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
     )
     app.state.workspace = ws
     app.state.query_timeout_s = query_timeout_s
-    # One DuckDB user at a time in this process. The session's planning step reads the
-    # dataset registry through a read-write connection while the engine uses a read-only,
-    # locked one; DuckDB refuses two configurations of one file in one process at the same
-    # time ("different configuration than existing connections"), which under concurrent
-    # requests turned into 500s. Serializing keeps every answer correct; lift it once the
-    # registry reads go through read-only connections (see docs/DEPLOYMENT.md, Capacity).
-    duck = FairLock()
-    app.state.duckdb_lock = duck
     app.add_middleware(_CatchAll)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
 
@@ -465,16 +433,14 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
     def query(body: QueryBody, c: Caller = Depends(caller)) -> dict:
         """Release a DP answer (or replay it from the cache at zero cost)."""
         s = session(c, body.case)
-        with duck:
-            r = s.sql(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=_params(body))
+        r = s.sql(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=_params(body))
         return _finite(_result_dict(r))
 
     @app.post("/v1/preview", tags=["query"], response_model=PreviewResult, responses=_errors(400, 401, 403, 413, 422))
     def preview(body: QueryBody, c: Caller = Depends(caller)) -> dict:
         """Cost and expected accuracy; spends nothing and touches no data."""
         s = session(c, body.case)
-        with duck:
-            p = s.preview(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=_params(body))
+        p = s.preview(body.sql, epsilon=body.epsilon, accuracy=body.accuracy, params=_params(body))
         return _finite({"sql": p.sql, "epsilon": p.epsilon, "cost": vars(p.cost), "accuracy": dict(p.accuracy),
                         "notes": list(p.notes)})
 
@@ -483,8 +449,7 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
         """Show a release this case already made, from the cache, at zero cost (postmortems)."""
         s = session(c, body.case)
         try:
-            with duck:
-                r = s.replay(body.release_id)
+            r = s.replay(body.release_id)
         except errors.PdbgError as err:
             if type(err) is errors.PdbgError:
                 raise _NotFound(f"release {body.release_id!r} in case {body.case!r}") from None
@@ -496,8 +461,7 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
                c: Caller = Depends(caller)) -> dict:
         """Granted / spent / remaining ε of the caller's grant for the case."""
         s = session(c, case)
-        with duck:
-            return _finite(vars(s.budget(dataset)))
+        return _finite(vars(s.budget(dataset)))
 
     @app.get("/v1/history", tags=["query"], responses=_AUTH_ERRORS)
     def history(case: Annotated[CaseId, Query()], c: Caller = Depends(caller)) -> dict:
@@ -529,9 +493,8 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
         from pdbg.governance import access
 
         require(c, "access.request", f"dataset {body.dataset} for case {body.case}")
-        with duck:
-            return access.request(ws, c.name, body.case, body.dataset, body.epsilon, body.hours,
-                                  body.reason).to_dict()
+        return access.request(ws, c.name, body.case, body.dataset, body.epsilon, body.hours,
+                              body.reason).to_dict()
 
     @app.get("/v1/access/requests", tags=["access"], responses=_AUTH_ERRORS)
     def access_list(pending: bool = False, c: Caller = Depends(caller)) -> dict:
@@ -548,8 +511,7 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
 
         require(c, "access.approve", f"request {request_id}")
         exists(access.get_request, f"access request {request_id!r}", request_id)
-        with duck:
-            return access.approve(ws, request_id, c.name).to_dict()
+        return access.approve(ws, request_id, c.name).to_dict()
 
     @app.post("/v1/access/requests/{request_id}/deny", tags=["access"], responses=_errors(401, 403, 404, 413, 422))
     def access_deny(request_id: Annotated[str, Path(max_length=64)], body: ReasonBody,
@@ -567,8 +529,7 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
         from pdbg.governance import access
 
         require(c, "access.break_glass", f"dataset {body.dataset} for case {body.case}")
-        with duck:
-            return access.break_glass(ws, c.name, body.case, body.dataset, body.reason).to_dict()
+        return access.break_glass(ws, c.name, body.case, body.dataset, body.reason).to_dict()
 
     @app.post("/v1/access/grants/{grant_id}/revoke", tags=["access"], responses=_errors(401, 403, 404, 422, 500))
     def revoke(grant_id: Annotated[str, Path(max_length=64)], c: Caller = Depends(caller)) -> dict:

@@ -12,8 +12,8 @@ def referenced_tables(sql: str) -> set[str]:
     """Lower-cased names of the base tables a query reads (CTE names excluded)."""
     try:
         statements = sqlglot.parse(sql, read="duckdb")
-    except sqlglot.errors.ParseError as err:
-        first = err.errors[0] if err.errors else {}
+    except sqlglot.errors.SqlglotError as err:   # ParseError, TokenError (e.g. an unclosed quote), …
+        first = (getattr(err, "errors", None) or [{}])[0]
         where = f" at line {first.get('line')}, column {first.get('col')}" if first else ""
         raise QueryRejected(
             f"the query is not valid SQL{where}", "Check the syntax (DuckDB dialect).", rule="syntax"

@@ -195,8 +195,6 @@ def test_serve_passes_its_limits_to_the_app(demo, monkeypatch):
     assert captured["host"] == "127.0.0.1" and captured["access_log"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="pdbg.sql.tables.referenced_tables lets sqlglot's TokenError escape "
-                                        "(found by the schemathesis fuzz); fix in pdbg/sql, then drop this mark")
 @pytest.mark.parametrize("sql", ["'", '"', "SELECT $$"])
 def test_untokenizable_sql_is_refused_not_a_500(http, sql):
     r = http(INVESTIGATOR).post("/v1/query", json={"case": DEMO_CASE, "sql": sql, "epsilon": 0.1})
