@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_WS ?= demo-ws
 
-.PHONY: install demo test test-slow bench bench-ingest bench-audit bench-query clean
+.PHONY: install demo test test-slow bench bench-ingest bench-audit bench-query bench-serve bench-peers privacy-audit demo-reliability clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pdbg needs Python 3.11 or newer")'
@@ -36,7 +36,7 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -m slow
 
-bench: bench-ingest bench-audit bench-query
+bench: bench-ingest bench-audit bench-query bench-serve
 
 bench-ingest: install
 	$(BIN)/python benchmarks/ingest.py
@@ -46,6 +46,21 @@ bench-audit: install
 
 bench-query: install
 	$(BIN)/python benchmarks/query.py
+
+bench-serve: install
+	$(BIN)/python benchmarks/serve.py
+
+# SmartNoise SQL and OpenDP's Polars API next to pdbg and plain DuckDB, in separate venvs.
+bench-peers: install
+	$(BIN)/python benchmarks/peers/run.py
+
+# Empirical ε lower bounds per mechanism path, plus a broken variant the audit must catch.
+privacy-audit: install
+	$(BIN)/python benchmarks/privacy_audit.py
+
+# How often the demo investigation locates the injected incident (goal: ≥ 95 of 100).
+demo-reliability: install
+	$(BIN)/python benchmarks/demo_reliability.py --runs 100
 
 clean:
 	rm -rf $(VENV) $(DEMO_WS) .$(DEMO_WS).audit-mirror $(NBVAL_WS) .$(NBVAL_WS).audit-mirror .pytest_cache test-output
