@@ -53,9 +53,10 @@ def test_the_refusal_is_the_policys(session_on):
 
 
 def test_k_and_g_are_not_settable(s):
+    from pdbg.ingest import datasets
     from pdbg.sql import plan_query
 
-    policy, plan = s._plan(SQL, None)
+    policy = datasets.get_policy(s.ws, "t")
     for kw in ("max_rows_per_unit", "max_groups_per_unit", "k", "g", "bounds", "delta"):
         with pytest.raises(TypeError):
             s.sql(SQL, epsilon=0.1, **{kw: 1000})

@@ -61,7 +61,10 @@ def test_averaging_succeeds_without_the_cache(session_on):
 
     s = session_on(_rows(), epsilon=2.0)
     cached = [int(s.sql(COUNT, epsilon=0.5).df["n"].iloc[0]) for _ in range(20)]
-    policy, plan = s._plan(COUNT, None)
+    from pdbg.sql import plan_query
+
+    policy = datasets.get_policy(s.ws, "t")
+    plan = plan_query(COUNT, policy)
     engine = DuckDBEngine(s.ws)
     version = datasets.data_version(s.ws, "t")
     fresh = []
