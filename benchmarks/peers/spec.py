@@ -2,7 +2,7 @@
 
 Imported by every runner (pdbg's venv and the peer venvs), so it must depend on nothing
 but the standard library. Contribution bounds mirror the packaged demo policy
-(pdbg/demo/requests.policy.yaml): k = 1 row per user and group, g = 4 groups per user,
+(pdbg/demo/requests.policy.yaml; k = 5 rows per user and group, g = 4 groups per user when written),
 latency clamped to [0, 30000] ms; the driver passes the policy's actual k and g with
 --k/--g. Peers without a per-group bound get the equivalent total bound k*g rows per user.
 """
