@@ -8,6 +8,8 @@ execute bounded SQL → noise / partition selection → audit append → commit 
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,7 +210,7 @@ class Session:
         if epsilon is not None and accuracy is not None:
             raise QueryRejected("give either epsilon or accuracy, not both", "Drop one of them.", rule="epsilon-or-accuracy")
         if accuracy is not None:
-            if not accuracy > 0:
+            if not (isinstance(accuracy, (int, float)) and math.isfinite(accuracy) and accuracy > 0):
                 raise QueryRejected("accuracy must be a positive CI half-width", "E.g. accuracy=20.", rule="accuracy")
             try:
                 needed = [dp_release.epsilon_for_accuracy(plan, o.name, accuracy, policy)
@@ -230,7 +232,7 @@ class Session:
             return epsilon
         if epsilon is None:
             return limits.default_per_query
-        if not (isinstance(epsilon, (int, float)) and epsilon > 0):
+        if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
             raise QueryRejected("epsilon must be a positive number", "E.g. epsilon=0.1.", rule="epsilon")
         if epsilon > limits.max_per_query:
             raise QueryRejected(

@@ -37,8 +37,7 @@ def test_epsilon_beyond_policy_is_refused_and_free(s, eps):
     assert s.budget().spent_epsilon == before
 
 
-@pytest.mark.parametrize("acc", [1e-9, 0.0, -5.0, math.nan, pytest.param(math.inf, marks=pytest.mark.xfail(
-    strict=True, raises=OverflowError, reason="accuracy=inf escapes as OverflowError, not QueryRejected (issue 7 report)"))])
+@pytest.mark.parametrize("acc", [1e-9, 0.0, -5.0, math.nan, math.inf])
 def test_accuracy_needing_more_than_policy_is_refused_and_free(s, acc):
     before = s.budget().spent_epsilon
     with pytest.raises(QueryRejected):

@@ -105,4 +105,10 @@ REFUSALS = [
     ("post-processing", "SELECT service, COUNT(*) AS n FROM requests GROUP BY service ORDER BY latency_ms"),
     ("post-processing", "SELECT service, COUNT(*) AS n FROM requests GROUP BY service LIMIT -1"),
     ("unsupported-grouping", "SELECT service, COUNT(*) FROM requests GROUP BY ROLLUP (service)"),
+    # costly functions could turn the query time limit into a membership test
+    ("function-not-allowed", "SELECT COUNT(*) AS n FROM requests WHERE levenshtein(message, 'x') > 3"),
+    ("function-not-allowed", "SELECT COUNT(*) AS n FROM requests WHERE length(repeat(message, 100000)) > 0"),
+    ("function-not-allowed", "SELECT COUNT(*) AS n FROM requests WHERE lpad(message, 100000000, 'x') = ''"),
+    ("function-not-allowed", "SELECT COUNT(*) AS n FROM requests WHERE len(string_split(message, ' ')) > 2"),
+    ("function-not-allowed", "SELECT COUNT(*) AS n FROM requests WHERE md5(message) LIKE 'a%'"),
 ]

@@ -14,6 +14,7 @@ from pdbg.sql.rules import (
     count_distinct,
     distinct_aggregate,
     free_text_key,
+    function_allowlist,
     no_star,
     non_dp_aggregate,
     reserved_name,
@@ -43,6 +44,7 @@ STATEMENT_RULES = (
     non_dp_aggregate,
     unsupported_aggregate,
     distinct_aggregate,
+    function_allowlist,
 )
 
 SHAPE_RULES = (
