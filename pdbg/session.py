@@ -179,7 +179,7 @@ class Session:
             raise PolicyError("several datasets are registered; name one", "Pass dataset=… explicitly.")
         return names[0]
 
-    def _plan(self, query: str, params: dict | None):
+    def _plan(self, query: str, params: dict | None, con=None):
         """(policy, plan, data_version) for a query; reads the registry once, read-only."""
         from pdbg.errors import QueryRejected
         from pdbg.ingest import datasets
@@ -187,20 +187,21 @@ class Session:
         from pdbg.sql.tables import referenced_tables
 
         tables = referenced_tables(query)
-        with self._engine().connect() as con:
-            infos = datasets.registered(con)
-            matches = [d for d in infos if d.table_name.lower() in tables]
-            if len(matches) != 1:
-                known = ", ".join(sorted(d.table_name for d in infos)) or "none registered"
-                raise QueryRejected(
-                    "the query must read exactly one private dataset table" if matches else
-                    "the query reads no registered dataset table",
-                    f"Query one of: {known}.",
-                    rule="unknown-table" if not matches else "private-join",
-                )
-            policy = datasets.get_policy(self.ws, matches[0].name, con=con)
-            version = matches[0].data_version
-        return policy, plan_query(query, policy, params=params), version
+        if con is None:
+            with self._engine().connect() as own:
+                return self._plan(query, params, own)
+        infos = datasets.registered(con)
+        matches = [d for d in infos if d.table_name.lower() in tables]
+        if len(matches) != 1:
+            known = ", ".join(sorted(d.table_name for d in infos)) or "none registered"
+            raise QueryRejected(
+                "the query must read exactly one private dataset table" if matches else
+                "the query reads no registered dataset table",
+                f"Query one of: {known}.",
+                rule="unknown-table" if not matches else "private-join",
+            )
+        policy = datasets.get_policy(self.ws, matches[0].name, con=con)
+        return policy, plan_query(query, policy, params=params), matches[0].data_version
 
     def _resolve_epsilon(self, plan, policy, epsilon: float | None, accuracy: float | None) -> float:
         from pdbg.dp import release as dp_release
@@ -249,42 +250,45 @@ class Session:
         from pdbg.ledger.budget import Ledger
         from pdbg.ledger.cache import ReleaseCache, cache_key
 
-        policy, plan, version = self._plan(query, params)
-        grant = access.active_grant(self.ws, self.user, self.case, policy.dataset)   # authorize
-        eps = self._resolve_epsilon(plan, policy, epsilon, accuracy)
-        cost = dp_release.cost_of(plan, eps, policy)
         engine = self._engine()
-        key = cache_key(plan.normalized, params or {}, policy.digest, cost, version, self.case, policy.dataset)
-        audit = AuditLog(self.ws)
-        base = dict(case=self.case, dataset=policy.dataset, grant=grant.id, sql=query, params=_jsonable(params),
-                    plan_digest=_digest(plan.normalized, policy.digest), data_version=version, epsilon=eps)
+        # One read-only connection for registry, execution and post-processing (each open costs ms).
+        with engine.connect() as con:
+            policy, plan, version = self._plan(query, params, con)
+            grant = access.active_grant(self.ws, self.user, self.case, policy.dataset)   # authorize
+            eps = self._resolve_epsilon(plan, policy, epsilon, accuracy)
+            cost = dp_release.cost_of(plan, eps, policy)
+            key = cache_key(plan.normalized, params or {}, policy.digest, cost, version, self.case, policy.dataset)
+            audit = AuditLog(self.ws)
+            base = dict(case=self.case, dataset=policy.dataset, grant=grant.id, sql=query, params=_jsonable(params),
+                        plan_digest=_digest(plan.normalized, policy.digest), data_version=version, epsilon=eps)
 
-        with Ledger(self.ws) as ledger, ReleaseCache(self.ws) as cache:
-            hit = cache.get(key)
-            if hit is not None:
-                audit.append(self.user, "query", **base, cached=True, charged=False, release_id=hit["release_id"])
-                return _result_from_entry(hit, query, eps, cached=True, cost=_zero_cost(cost),
+            with Ledger(self.ws) as ledger, ReleaseCache(self.ws) as cache:
+                hit = cache.get(key)
+                if hit is not None:
+                    audit.append(self.user, "query", **base, cached=True, charged=False, release_id=hit["release_id"])
+                    return _result_from_entry(hit, query, eps, cached=True, cost=_zero_cost(cost),
+                                              budget=_budget_view(ledger, grant))
+
+                reservation = ledger.reserve([grant.account_id, grant.dataset_account_id], cost,
+                                             holder=f"{self.user}/{self.case}")
+                try:
+                    payload = self._compute(plan, policy, eps, engine, version, con) | {
+                        "sql": query, "params": base["params"]}
+                    # Audit before commit: a crash in between leaves a reserved charge that recover()
+                    # commits because its record exists; an AuditError releases it (fail closed).
+                    audit.append(self.user, "query", **base, cached=False, release_id=payload["release_id"],
+                                 **reservation.audit_fields(), cost=_cost_doc(cost))
+                except BaseException:
+                    ledger.release(reservation)
+                    raise
+                ledger.commit(reservation)
+                # First writer wins: two kernels racing on one key both show the stored answer.
+                entry, _ = cache.put(key, case=self.case, dataset=policy.dataset, data_version=version,
+                                     payload=payload, cost=_cost_doc(cost))
+                return _result_from_entry(entry, query, eps, cached=False, cost=_cost_view(cost, policy),
                                           budget=_budget_view(ledger, grant))
 
-            reservation = ledger.reserve([grant.account_id, grant.dataset_account_id], cost,
-                                         holder=f"{self.user}/{self.case}")
-            try:
-                payload = self._compute(plan, policy, eps, engine, version) | {"sql": query, "params": base["params"]}
-                # Audit before commit: a crash in between leaves a reserved charge that recover()
-                # commits because its record exists; an AuditError releases it (fail closed).
-                audit.append(self.user, "query", **base, cached=False, release_id=payload["release_id"],
-                             **reservation.audit_fields(), cost=_cost_doc(cost))
-            except BaseException:
-                ledger.release(reservation)
-                raise
-            ledger.commit(reservation)
-            # First writer wins: two kernels racing on one key both show the stored answer.
-            entry, _ = cache.put(key, case=self.case, dataset=policy.dataset, data_version=version,
-                                 payload=payload, cost=_cost_doc(cost))
-            return _result_from_entry(entry, query, eps, cached=False, cost=_cost_view(cost, policy),
-                                      budget=_budget_view(ledger, grant))
-
-    def _compute(self, plan, policy, eps: float, engine, version: int) -> dict:
+    def _compute(self, plan, policy, eps: float, engine, version: int, con=None) -> dict:
         """Execute the bounded plan, add noise, post-process; returns the cache payload."""
         import secrets
         import uuid
@@ -293,12 +297,12 @@ class Session:
         from pdbg.engine.postprocess import apply_post_sql
         from pdbg.errors import EngineError
 
-        exact = engine.execute(plan, salt=secrets.token_hex(16))
+        exact = engine.execute(plan, salt=secrets.token_hex(16), con=con)
         if exact.data_version != version:   # the data changed under us: the cache key would lie
             raise EngineError("the dataset changed while the query ran", "Run the query again; nothing was charged.")
         released = dp_release.release(plan, exact.groups, exact.quantile_bins, eps, policy)
         del exact
-        df = apply_post_sql(released.df, plan.post_sql)
+        df = apply_post_sql(released.df, plan.post_sql, con=con)
         df = df[[c for c in df.columns if not str(c).startswith("__")]]
         return {"release_id": uuid.uuid4().hex, "table": _df_to_payload(df), "epsilon": eps,
                 "notes": list(plan.notes) + list(getattr(released, "notes", ()))}

@@ -57,27 +57,45 @@ class DuckDBEngine:
         with self.connect() as con:
             return _version(con, dataset)
 
-    def execute(self, plan: Plan, salt: str) -> ExactResult:
-        """Run the plan's bounded SQL (and quantile SQL) and read the data version, in one connection."""
+    def execute(self, plan: Plan, salt: str, con=None) -> ExactResult:
+        """Run the plan's bounded SQL (and quantile SQL) and read the data version in one snapshot.
+
+        ``con`` lets the session reuse the connection it planned with (opening the file
+        costs ~10-20 ms); without it one is opened and closed here.
+        """
+        if con is None:
+            with self.connect() as own:
+                return self._execute(own, plan, salt)
+        return self._execute(con, plan, salt)
+
+    def _execute(self, con, plan: Plan, salt: str) -> ExactResult:
         import duckdb
 
-        with self.connect() as con:
-            timer = threading.Timer(self.timeout_s, con.interrupt)
-            timer.start()
-            try:
-                con.execute("BEGIN TRANSACTION")  # one snapshot for data and version
-                version = _version(con, plan.dataset)
-                groups = _run(con, plan.bounded_sql, salt)
-                bins = _run(con, plan.quantile_sql, salt) if plan.quantile_sql else None
-                con.execute("COMMIT")
-            except duckdb.InterruptException:
-                raise QueryTimeout(f"the query ran longer than {self.timeout_s:.0f} s and was stopped") from None
-            except duckdb.Error as exc:
-                # Only the exception class: DuckDB's message can quote private values.
-                raise EngineError(f"the engine could not run the query ({type(exc).__name__})") from None
-            finally:
-                timer.cancel()
+        timer = threading.Timer(self.timeout_s, con.interrupt)
+        timer.start()
+        try:
+            con.execute("BEGIN TRANSACTION")  # one snapshot for data and version
+            version = _version(con, plan.dataset)
+            groups = _run(con, plan.bounded_sql, salt)
+            bins = _run(con, plan.quantile_sql, salt) if plan.quantile_sql else None
+            con.execute("COMMIT")
+        except duckdb.InterruptException:
+            _rollback(con)
+            raise QueryTimeout(f"the query ran longer than {self.timeout_s:.0f} s and was stopped") from None
+        except duckdb.Error as exc:
+            _rollback(con)
+            # Only the exception class: DuckDB's message can quote private values.
+            raise EngineError(f"the engine could not run the query ({type(exc).__name__})") from None
+        finally:
+            timer.cancel()
         return ExactResult(groups=groups, quantile_bins=bins, data_version=version)
+
+
+def _rollback(con) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - nothing open, or the connection is gone: nothing to undo
+        pass
 
 
 def _run(con, sql: str, salt: str):
