@@ -109,6 +109,16 @@ def bounded_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: Bu
 
 
 def quantile_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: Builder, g: int) -> str | None:
+    """Per-group, per-candidate-bin row counts with at most k rows per (unit, group) and g groups per unit.
+
+    Rows are first counted per (unit, group, bin) — one hash aggregation, no window over
+    raw rows (a row_number() over every row made quantiles ~20x slower than plain DuckDB).
+    A unit with more than k rows in a group then keeps exactly k of them, allotted to its
+    bins in proportion to its counts by systematic allocation: walking its bins in a keyed
+    pseudo-random order with running total C, a bin keeps floor(C·k/T) − floor(C_prev·k/T)
+    rows (T the unit's total). Each bin keeps at most its own count, the kept rows sum to
+    k, so a unit still changes each of at most g groups' histograms by at most k rows.
+    """
     if not b.quants:
         return None
     knames = [ident(k.name) for k in keys]
@@ -121,18 +131,24 @@ def quantile_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: B
         where = f"{dom} AND {cond}" if dom else f" WHERE {cond}"
         branches.append(
             f"SELECT __unit, {''.join(k + ', ' for k in knames)}'{q.spec.id}' AS __qid, "
-            f"{q.bin_sql.format(v=f'__v{i}')} AS __bin, hash(__unit, $salt, '{q.spec.id}', __v{i}) AS __rh "
-            f"FROM __base{where}")
+            f"{q.bin_sql.format(v=f'__v{i}')} AS __bin FROM __base{where}")
     parts.append("__vals AS (" + " UNION ALL ".join(branches) + ")")
-    cap = needs_cap(keys, policy.max_groups_per_unit)
-    windows = [f"row_number() OVER (PARTITION BY {', '.join(['__unit', *knames, '__qid'])} ORDER BY __rh) AS __rn"]
-    keep = [f"__rn <= {b.k}"]
-    src = "__vals"
-    if cap:
-        src = f"(SELECT *, hash(__unit, $salt, {', '.join(knames)}) AS __gh FROM __vals)"
-        windows.append(f"dense_rank() OVER (PARTITION BY __unit ORDER BY __gh, {', '.join(knames)}) AS __gr")
-        keep.append(f"__gr <= {g}")
-    parts.append(f"__ranked AS (SELECT *, {', '.join(windows)} FROM {src})")
+    cell = ", ".join(["__unit", *knames, "__qid"])
+    parts.append(f"__cells AS (SELECT {cell}, __bin, COUNT(*) AS __c FROM __vals GROUP BY {cell}, __bin)")
+    parts.append(
+        f"__alloc AS (SELECT *, SUM(__c) OVER (PARTITION BY {cell} ORDER BY hash(__unit, $salt, __qid, __bin) "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __cum, "
+        f"SUM(__c) OVER (PARTITION BY {cell}) AS __tot FROM __cells)")
+    k = b.k
+    kept = (f"CASE WHEN __tot <= {k} THEN __c "
+            f"ELSE (__cum * {k}) // __tot - ((__cum - __c) * {k}) // __tot END")
+    src = f"(SELECT *, {kept} AS __n FROM __alloc)"
+    keep = ""
+    if needs_cap(keys, policy.max_groups_per_unit):
+        src = (f"(SELECT *, dense_rank() OVER (PARTITION BY __unit ORDER BY hash(__unit, $salt, {', '.join(knames)}), "
+               f"{', '.join(knames)}) AS __gr FROM {src})")
+        keep = f" WHERE __gr <= {g}"
+    parts.append(f"__kept AS (SELECT * FROM {src}{keep})")
     cols = [*knames, "__qid", "__bin"]
-    return (_with(parts) + f"\nSELECT {', '.join([*cols, 'COUNT(*) AS __n'])} FROM __ranked "
-            f"WHERE {' AND '.join(keep)} GROUP BY {', '.join(cols)} ORDER BY {', '.join(cols)}")
+    return (_with(parts) + f"\nSELECT {', '.join([*cols, 'SUM(__n) AS __n'])} FROM __kept "
+            f"GROUP BY {', '.join(cols)} HAVING SUM(__n) > 0 ORDER BY {', '.join(cols)}")

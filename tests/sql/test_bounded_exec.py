@@ -217,3 +217,35 @@ def test_cte_inlined(con, policy):
     rows = _by_key(run(con, p.bounded_sql))
     assert sum(v[0] for v in rows.values()) == 2 + 1       # b: 2 of its 3 groups kept, c 1
     assert p.bounded_sql.count("FROM requests") == 1
+
+
+def test_quantile_keeps_exactly_k_rows_per_unit_allotted_across_its_bins(policy):
+    """A unit with rows over several bins keeps exactly k of them (systematic allocation in a
+    keyed order): never more than k (the sensitivity), never more than a bin holds, and for
+    every salt the same total — the choice moves between bins, the count does not."""
+    rows = ([_row("h", "api", "eu-west", 200, 100.0, 10, minute=i) for i in range(5)]       # 5 rows, value 10
+            + [_row("h", "api", "eu-west", 200, 100.0, 900, minute=10)]                      # 1 row, value 900
+            + [_row("l", "api", "eu-west", 200, 100.0, 500, minute=20)])                     # light unit
+    con = make_db(rows)
+    p = plan_query("SELECT median(bytes_out) AS m FROM requests", policy)
+    bin_of = {v: con.execute("SELECT " + _bin_sql(p).replace("{v}", str(v))).fetchall()[0][0]
+              for v in (10, 900, 500)}
+    assert len(set(bin_of.values())) == 3
+    seen = set()
+    for salt in (f"s{i}" for i in range(40)):
+        got = {b: n for _qid, b, n in run(con, p.quantile_sql, salt=salt)}
+        assert got.get(bin_of[500]) == 1                              # the light unit keeps its row
+        heavy = got.get(bin_of[10], 0) + got.get(bin_of[900], 0)
+        assert heavy == 3                                             # h keeps exactly k = 3 rows
+        assert got.get(bin_of[10], 0) <= 5 and got.get(bin_of[900], 0) <= 1
+        seen.add((got.get(bin_of[10], 0), got.get(bin_of[900], 0)))
+    assert seen == {(3, 0), (2, 1)}          # the keyed order moves the allocation, proportionally
+
+
+def _bin_sql(plan) -> str:
+    """The planner's bin expression for the plan's one quantile column, as a template over {v}."""
+    import re
+
+    m = re.search(r"(LEAST\(GREATEST\(CAST\(floor\(\(__v0 .*?\) AS BIGINT\) \+ 1, 1\), \d+\)) AS __bin", plan.quantile_sql)
+    assert m, plan.quantile_sql
+    return m.group(1).replace("__v0", "{v}")
