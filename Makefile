@@ -52,6 +52,7 @@ bench-serve: install
 
 # SmartNoise SQL and OpenDP's Polars API next to pdbg and plain DuckDB, in separate venvs.
 bench-peers: install
+	bash benchmarks/peers/setup.sh
 	$(BIN)/python benchmarks/peers/run.py
 
 # Empirical ε lower bounds per mechanism path, plus a broken variant the audit must catch.
