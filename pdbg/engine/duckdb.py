@@ -48,6 +48,12 @@ class DuckDBEngine:
                 "the data file is busy (an ingest or purge is writing it)",
                 "Retry in a moment; nothing was charged.",
             ) from None
+        except duckdb.Error as exc:   # e.g. this process opened the file itself with other settings
+            raise EngineError(
+                f"cannot open the data file for queries ({type(exc).__name__})",
+                "Close any DuckDB connection this process opened on the workspace yourself; "
+                "pdbg reads data only through its own locked-down connection.",
+            ) from None
         try:
             yield con
         finally:

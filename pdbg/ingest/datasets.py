@@ -130,6 +130,9 @@ def reader_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
         con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))
     except duckdb.IOException:
         raise PolicyError("data.duckdb is busy (an ingest or purge is writing it)", "Retry in a moment.") from None
+    except duckdb.Error as exc:   # e.g. this process holds the file open with other settings
+        raise PolicyError(f"cannot read the dataset registry ({type(exc).__name__})",
+                          "Close any DuckDB connection this process opened on the workspace yourself.") from None
     try:
         yield con
     finally:
