@@ -1,6 +1,8 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
 # The venv is created when missing; the install is redone when pyproject.toml changes.
-PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that really runs and is 3.11+ (pyenv shims can exist yet fail to run).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -9,7 +11,7 @@ DEMO_WS ?= demo-ws
 .PHONY: install demo test test-slow bench bench-ingest bench-audit bench-query bench-serve bench-peers privacy-audit demo-reliability clean
 
 $(BIN)/python:
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pdbg needs Python 3.11 or newer")'
+	@test -n "$(PYTHON)" || { echo "pdbg needs Python 3.11 or newer (none found on PATH)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
