@@ -51,8 +51,7 @@ from pdbg.dp.accounting import (
     units_to_epsilon,
 )
 from pdbg.errors import BudgetExceeded, PdbgError, PolicyError
-from pdbg.ledger.state import ensure_schema, open_state, write_tx
-from pdbg.policy.workspace import Workspace
+from pdbg.ledger.state import StateStore, write_tx
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget_accounts (
@@ -170,22 +169,10 @@ class RecoverReport:
         return {k: list(v) for k, v in asdict(self).items()}
 
 
-class Ledger:
+class Ledger(StateStore):
     """Budget accounts and reservations in ``WS/state.sqlite``; safe across processes."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.conn = open_state(ws)
-        ensure_schema(self.conn, SCHEMA)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    SCHEMA = SCHEMA
 
     # -- accounts ------------------------------------------------------------
     def open_account(self, account_id: str, *, accounting: Accounting, epsilon: float, delta: float) -> None:

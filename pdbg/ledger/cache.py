@@ -36,8 +36,7 @@ from typing import Any
 from pdbg import clock
 from pdbg.dp.accounting import Cost
 from pdbg.errors import PdbgError
-from pdbg.ledger.state import ensure_schema, open_state, write_tx
-from pdbg.policy.workspace import Workspace
+from pdbg.ledger.state import StateStore, write_tx
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS release_cache (
@@ -141,22 +140,10 @@ class CacheEntry:
         }
 
 
-class ReleaseCache:
+class ReleaseCache(StateStore):
     """Stored noisy releases in ``WS/state.sqlite``."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.conn = open_state(ws)
-        ensure_schema(self.conn, SCHEMA)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> ReleaseCache:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    SCHEMA = SCHEMA
 
     def get(self, key: str, *, count_hit: bool = True) -> CacheEntry | None:
         """The stored release for ``key``, or None. Counts the hit (for the history panel)."""

@@ -43,3 +43,27 @@ def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def ensure_schema(conn: sqlite3.Connection, ddl: str) -> None:
     """Apply idempotent DDL (CREATE TABLE IF NOT EXISTS …) owned by a layer."""
     conn.executescript(ddl)
+
+
+class StateStore:
+    """A component that owns tables in state.sqlite: opens a connection and ensures its schema.
+
+    Subclasses set ``SCHEMA``; use as a context manager so connections are closed promptly
+    (several kernels share the database).
+    """
+
+    SCHEMA = ""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.conn = open_state(ws)
+        ensure_schema(self.conn, self.SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

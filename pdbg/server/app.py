@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pdbg import errors
 from pdbg.policy.workspace import Workspace
+from pdbg.session import BudgetView, CostView
 
 API_VERSION = "v1"
 MAX_BODY_BYTES = 64 * 1024
@@ -157,23 +158,9 @@ class ErrorBody(BaseModel):
     remaining: float | None = None
 
 
-class Cost(BaseModel):
-    epsilon: float
-    delta: float
-    rho: float | None = None
-
-
-class Budget(BaseModel):
-    grant_id: str
-    dataset: str
-    case: str
-    accounting: str
-    granted_epsilon: float
-    spent_epsilon: float
-    remaining_epsilon: float
-    delta: float
-    expires: str
-    dataset_cap_remaining_epsilon: float
+# The response shapes reuse the session's own result types, so the API and the library cannot drift.
+Cost = CostView
+Budget = BudgetView
 
 
 class QueryResult(BaseModel):

@@ -135,7 +135,6 @@ class Builder:
 
     def outputs(self, name: str, e) -> list[OutputSpec]:
         agg, filt, order = unwrap(e)
-        unit = self.policy.privacy_unit
         if isinstance(agg, exp.Count):
             arg = agg.this
             if isinstance(arg, exp.Distinct):
