@@ -147,9 +147,18 @@ class Session:
             return _budget_view(ledger, grant)
 
     def history(self) -> list[dict]:
-        """This case's release records from the audit log (text, ε, cached), oldest first."""
+        """This case's release records from the audit log (text, ε, cached), oldest first.
+
+        Only for someone who has held a grant on the case (expired grants count: the history
+        of one's own case stays readable for the postmortem; other cases' queries do not).
+        """
+        from pdbg.errors import AccessDenied
+        from pdbg.governance import access
         from pdbg.ledger.audit import AuditLog
 
+        if not access.list_grants(self.ws, user=self.user, case=self.case):
+            raise AccessDenied(f"{self.user!r} has held no grant on case {self.case!r}",
+                               "Ask an approver or auditor for the case's history.")
         out = []
         for r in AuditLog(self.ws).records(case=self.case):
             if r.get("action") in ("query", "query.refused"):

@@ -165,3 +165,12 @@ def test_every_corpus_query_is_answered_unmodified(demo_ws, fresh_case):
         r = s.sql(q, epsilon=0.05)
         ci = [c for c in r.df.columns if c.endswith("_ci_low")]
         assert ci, q
+
+
+def test_history_is_only_for_people_who_held_a_grant_on_the_case(demo_ws, fresh_case):
+    mine = fresh_case()
+    s = pdbg.connect(str(demo_ws.ws.root), user=INVESTIGATOR, case=mine)
+    s.sql(COUNT_BY_SERVICE, epsilon=0.1)
+    assert [h["action"] for h in s.history()] == ["query"]
+    with pytest.raises(AccessDenied):
+        pdbg.connect(str(demo_ws.ws.root), user=INVESTIGATOR, case="SOMEONE-ELSES").history()
