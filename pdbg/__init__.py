@@ -30,6 +30,18 @@ def connect(target: str, *, user: str, case: str, token: str | None = None):
     return Session(target, user=user, case=case)
 
 
+def oversee(target: str, *, user: str | None = None, token: str | None = None):
+    """Read-only oversight views (requests, grants, budgets, reviews, audit status, a case's
+    privacy impact) on a workspace path or a broker URL; same methods either way."""
+    if target.startswith(("http://", "https://")):
+        from pdbg.server.client import RemoteOversight
+
+        return RemoteOversight(target, user=user or "", token=token)
+    from pdbg.governance.oversight import Oversight
+
+    return Oversight(target, user)
+
+
 def load_ipython_extension(ipython) -> None:  # pragma: no cover - exercised by notebook tests
     """`%load_ext pdbg` registers `%pdbg` and `%%dpsql`."""
     from pdbg.notebook.magics import load_ipython_extension as _load
@@ -39,6 +51,7 @@ def load_ipython_extension(ipython) -> None:  # pragma: no cover - exercised by 
 
 __all__ = [
     "connect",
+    "oversee",
     "errors",
     "PdbgError",
     "QueryRejected",

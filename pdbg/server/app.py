@@ -538,6 +538,57 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
         report = audit.verify(ws)
         return _finite(report.to_dict() if hasattr(report, "to_dict") else vars(report))
 
+    # -- oversight: the read-only views the governance and postmortem notebooks use --------
+    def oversight(c: Caller):
+        from pdbg.governance.oversight import Oversight
+
+        return Oversight(ws, c.name)
+
+    @app.get("/v1/oversight/requests", tags=["oversight"], responses=_AUTH_ERRORS)
+    def ov_requests(pending: bool = False, c: Caller = Depends(caller)) -> dict:
+        """Access requests (approvers, admins, auditors)."""
+        return {"requests": _finite(oversight(c).requests(pending_only=pending))}
+
+    @app.get("/v1/oversight/grants", tags=["oversight"], responses=_AUTH_ERRORS)
+    def ov_grants(case: Annotated[CaseId | None, Query()] = None, c: Caller = Depends(caller)) -> dict:
+        """Grants: all of them for overseers; an investigator's own on a case they worked."""
+        return {"grants": _finite(oversight(c).grants(case))}
+
+    @app.get("/v1/oversight/budgets", tags=["oversight"], responses=_AUTH_ERRORS)
+    def ov_budgets(case: Annotated[CaseId | None, Query()] = None, c: Caller = Depends(caller)) -> dict:
+        """Granted / spent / remaining per grant and per dataset cap (overseers)."""
+        return _finite(oversight(c).budgets(case))
+
+    @app.get("/v1/oversight/reviews", tags=["oversight"], responses=_AUTH_ERRORS)
+    def ov_reviews(open_only: bool = True, c: Caller = Depends(caller)) -> dict:
+        """Break-glass review items (overseers)."""
+        return {"reviews": _finite(oversight(c).reviews(open_only=open_only))}
+
+    @app.get("/v1/oversight/verify", tags=["oversight"], responses=_AUTH_ERRORS)
+    def ov_verify(c: Caller = Depends(caller)) -> dict:
+        """The audit log's verification report (overseers)."""
+        return _finite(oversight(c).verify())
+
+    @app.get("/v1/oversight/cases/{case}", tags=["oversight"], responses=_errors(401, 403, 404, 422))
+    def ov_case(case: Annotated[CaseId, Path()], c: Caller = Depends(caller)) -> dict:
+        """A case record with its milestones (overseers, or investigators who held a grant on it)."""
+        from pdbg.governance import cases
+
+        ov = oversight(c)
+        ov._require_case(case)
+        exists(cases.get_case, f"case {case!r}", case)
+        return _finite(ov.case(case))
+
+    @app.get("/v1/oversight/cases/{case}/impact", tags=["oversight"], responses=_errors(401, 403, 404, 422))
+    def ov_impact(case: Annotated[CaseId, Path()], c: Caller = Depends(caller)) -> dict:
+        """The case's privacy impact: ε/δ per dataset and person, grants, break-glass, refusals, score."""
+        from pdbg.governance import cases
+
+        ov = oversight(c)
+        ov._require_case(case)
+        exists(cases.get_case, f"case {case!r}", case)
+        return _finite(ov.privacy_impact(case))
+
     return app
 
 

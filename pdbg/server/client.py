@@ -182,3 +182,40 @@ def _error_from(resp: httpx.Response) -> errors.PdbgError:
     if issubclass(cls, errors.BudgetExceeded):
         return cls(msg, hint, requested=d.get("requested"), remaining=d.get("remaining"))
     return cls(msg, hint)
+
+
+class RemoteOversight:
+    """The oversight views (`pdbg.governance.oversight.Oversight`) through a broker."""
+
+    def __init__(self, url: str, *, user: str, token: str | None = None, timeout: float = 120.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        # Reuse the session client's transport, auth headers and error mapping; no case needed.
+        self._s = RemoteSession(url, user=user, case="-", token=token, timeout=timeout, transport=transport)
+        self.url, self.actor = self._s.url, user
+
+    def __repr__(self) -> str:   # never show the token
+        return f"RemoteOversight(url={self.url!r}, actor={self.actor!r})"
+
+    def close(self) -> None:
+        self._s.close()
+
+    def case(self, case: str) -> dict:
+        return self._s._call("GET", f"/v1/oversight/cases/{case}")
+
+    def grants(self, case: str | None = None) -> list[dict]:
+        return self._s._call("GET", "/v1/oversight/grants", params={"case": case} if case else None)["grants"]
+
+    def requests(self, pending_only: bool = False) -> list[dict]:
+        return self._s._call("GET", "/v1/oversight/requests", params={"pending": pending_only})["requests"]
+
+    def budgets(self, case: str | None = None) -> dict:
+        return self._s._call("GET", "/v1/oversight/budgets", params={"case": case} if case else None)
+
+    def reviews(self, open_only: bool = True) -> list[dict]:
+        return self._s._call("GET", "/v1/oversight/reviews", params={"open_only": open_only})["reviews"]
+
+    def verify(self) -> dict:
+        return self._s._call("GET", "/v1/oversight/verify")
+
+    def privacy_impact(self, case: str) -> dict:
+        return self._s._call("GET", f"/v1/oversight/cases/{case}/impact")

@@ -1,9 +1,8 @@
 """Magics, widgets and the investigation notebook work unchanged against a broker.
 
 Only the public interface is used: `%pdbg connect URL --token T`, `pdbg.connect(URL)`
-with ``$PDBG_TOKEN``, and the notebook's own parameters (``PDBG_WORKSPACE`` may be a
-broker URL). The postmortem notebook reads governance state from the workspace
-files and is an admin's notebook, so it stays embedded.
+with ``$PDBG_TOKEN``, `pdbg.oversee(URL)` for the governance and postmortem views, and
+the notebooks' own parameters (``PDBG_WORKSPACE`` may be a broker URL).
 """
 
 from __future__ import annotations
@@ -77,25 +76,54 @@ def test_widgets_preview_without_spending_and_release_once(broker, tokens, fresh
     assert bar.value == pytest.approx(s.budget().spent_epsilon)
 
 
-@pytest.mark.slow
-def test_investigate_notebook_under_nbval_against_the_broker(broker, tokens, fresh_case, tmp_path):
-    """`pytest --nbval notebooks/investigate.ipynb` with PDBG_WORKSPACE pointing at the broker."""
-    pytest.importorskip("nbval")
-    case = fresh_case()
+def _nbval(notebook: str, tmp_path, **env_vars) -> subprocess.CompletedProcess:
+    """`pytest --nbval NOTEBOOK` in a subprocess with a private Jupyter/IPython home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PDBG_", "JUPYTER_"))}
     for d in ("ipython", "jupyter-config", "jupyter-data", "jupyter-runtime"):
-        (tmp_path / d).mkdir()
-    env.update(PDBG_WORKSPACE=broker.url, PDBG_TOKEN=tokens[INVESTIGATOR], PDBG_USER=INVESTIGATOR, PDBG_CASE=case,
-               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        (tmp_path / d).mkdir(exist_ok=True)
+    env.update(env_vars, IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
                JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
                JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="Agg")
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-         "--nbval-sanitize-with", "notebooks/nbval.cfg", "notebooks/investigate.ipynb"],
+         "--nbval-sanitize-with", "notebooks/nbval.cfg", notebook],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert tokens[INVESTIGATOR] not in proc.stdout + proc.stderr
+
+
+def test_investigate_and_postmortem_notebooks_under_nbval_against_the_broker(broker, tokens, fresh_case, tmp_path):
+    """The investigation runs through the broker, then its postmortem replays it through the
+    broker (oversight views + cache replays), spending nothing more."""
+    pytest.importorskip("nbval")
     from pdbg.server.client import RemoteSession
 
+    case = fresh_case()
+    common = dict(PDBG_WORKSPACE=broker.url, PDBG_TOKEN=tokens[INVESTIGATOR], PDBG_USER=INVESTIGATOR, PDBG_CASE=case)
+    proc = _nbval("notebooks/investigate.ipynb", tmp_path, **common)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     with RemoteSession(broker.url, user=INVESTIGATOR, case=case, token=tokens[INVESTIGATOR]) as s:
         assert any(h["action"] == "query" for h in s.history())   # it really ran against this case
+        spent = s.budget().spent_epsilon
+        proc = _nbval("notebooks/postmortem.ipynb", tmp_path, **common)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert s.budget().spent_epsilon == spent                    # the postmortem replayed for free
+    assert tokens[INVESTIGATOR] not in proc.stdout + proc.stderr
+
+
+def test_governance_notebook_under_nbval_against_the_broker(broker, tokens, tmp_path):
+    """An auditor's view through the broker; an investigator's token is refused the same views."""
+    pytest.importorskip("nbval")
+    from pdbg.demo.build import AUDITOR
+    from pdbg.errors import AccessDenied
+    from pdbg.server.client import RemoteOversight
+
+    proc = _nbval("notebooks/governance.ipynb", tmp_path, PDBG_WORKSPACE=broker.url, PDBG_TOKEN=tokens[AUDITOR],
+                  PDBG_USER=AUDITOR)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    ov = RemoteOversight(broker.url, user=INVESTIGATOR, token=tokens[INVESTIGATOR])
+    try:
+        with pytest.raises(AccessDenied):
+            ov.requests()
+        with pytest.raises(AccessDenied):
+            ov.verify()
+    finally:
+        ov.close()
