@@ -14,8 +14,6 @@ One JSON object per line on stdout (header, one per query, done).
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,34 +22,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import spec  # noqa: E402
-
-
-def _peak_rss() -> int:
-    """Peak RSS of this process image (VmHWM; unlike ru_maxrss it is not inherited from the parent)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _emit(obj: dict) -> None:
-    obj["maxrss_so_far"] = _peak_rss()
-    print(json.dumps(obj, default=_jsonable), flush=True)
-
-
-def _jsonable(v):
-    import datetime as dt
-
-    if isinstance(v, (dt.datetime, dt.date)):
-        return v.isoformat()
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return str(v)
 
 
 def run_duckdb(rows: int, reps: int) -> None:
@@ -63,7 +33,7 @@ def run_duckdb(rows: int, reps: int) -> None:
     db = Q.template_dir(rows) / "data.duckdb"
     t0 = time.perf_counter()
     con = duckdb.connect(str(db), read_only=True)
-    _emit({"header": True, "system": "duckdb", "version": f"duckdb {duckdb.__version__}",
+    spec.emit({"header": True, "system": "duckdb", "version": f"duckdb {duckdb.__version__}",
            "load_s": time.perf_counter() - t0})
     for name, sql in spec.PLAIN_SQL.items():
         cur = con.execute(sql)
@@ -74,9 +44,9 @@ def run_duckdb(rows: int, reps: int) -> None:
             t1 = time.perf_counter()
             con.execute(sql).fetchall()
             times.append(time.perf_counter() - t1)
-        _emit({"query": name, "supported": True, "times_s": times, "exact": exact})
+        spec.emit({"query": name, "supported": True, "times_s": times, "exact": exact})
     con.close()
-    _emit({"done": True})
+    spec.emit({"done": True})
 
 
 def run_pdbg(rows: int, reps: int, epsilon: float) -> None:
@@ -90,7 +60,7 @@ def run_pdbg(rows: int, reps: int, epsilon: float) -> None:
     s = pdbg.connect(str(ws), user=Q.INVESTIGATOR, case=case)
     from importlib.metadata import version
 
-    _emit({"header": True, "system": "pdbg", "version": f"pdbg {pdbg.__version__}, opendp {version('opendp')}",
+    spec.emit({"header": True, "system": "pdbg", "version": f"pdbg {pdbg.__version__}, opendp {version('opendp')}",
            "load_s": time.perf_counter() - t0})
     n = 0
     for name, sql in spec.PDBG_SQL.items():
@@ -109,9 +79,9 @@ def run_pdbg(rows: int, reps: int, epsilon: float) -> None:
             q["query_epsilon"] = epsilon
         except Exception as exc:  # noqa: BLE001
             q = {"supported": False, "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        _emit({"query": name, **q})
+        spec.emit({"query": name, **q})
     b = s.budget()
-    _emit({"done": True, "spent_epsilon": b.spent_epsilon})
+    spec.emit({"done": True, "spent_epsilon": b.spent_epsilon})
 
 
 def main() -> None:

@@ -14,8 +14,6 @@ Prints one JSON object on the last stdout line; answers are DP outputs only.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import time
 import warnings
@@ -110,7 +108,7 @@ def main() -> None:
     df = df.with_columns(pl.col("ts").dt.epoch("us").alias("ts_us")).drop("ts")
     load_s = time.perf_counter() - t0
     out = {"system": "opendp-polars", "version": _version(), "load_s": load_s, "import_s": import_s, "queries": {}}
-    _emit({"header": True, "system": out["system"], "version": out["version"], "load_s": load_s, "import_s": import_s})
+    spec.emit({"header": True, "system": out["system"], "version": out["version"], "load_s": load_s, "import_s": import_s})
     for name in args.queries.split(","):
         q = {"supported": True, "times_s": [], "resolve_s": [], "answers": []}
         try:
@@ -135,27 +133,9 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report what the peer cannot do
             q = {"supported": False, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
         out["queries"][name] = q
-        _emit({"query": name, **q})
-    out["maxrss"] = _peak_rss()
-    _emit({"done": True, "maxrss": out["maxrss"]})
-
-
-def _peak_rss() -> int:
-    """Peak RSS of this process image (VmHWM; unlike ru_maxrss it is not inherited from the parent)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _emit(obj: dict) -> None:
-    """One JSON object per line, flushed, so a driver that kills us on timeout keeps what finished."""
-    obj["maxrss_so_far"] = _peak_rss()
-    print(json.dumps(obj, default=str), flush=True)
+        spec.emit({"query": name, **q})
+    out["maxrss"] = spec.peak_rss()
+    spec.emit({"done": True, "maxrss": out["maxrss"]})
 
 
 def _version() -> str:

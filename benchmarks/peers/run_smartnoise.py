@@ -14,8 +14,6 @@ Contribution bound: max_ids = k*g rows per user (SmartNoise has no per-group bou
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import time
 import warnings
@@ -71,7 +69,7 @@ def main() -> None:
     probe = snsql.from_df(df, privacy=Privacy(epsilon=1.0, delta=spec.DELTA), metadata=meta)
     load_s = time.perf_counter() - t0
     out = {"system": "smartnoise-sql", "version": _version(), "load_s": load_s, "queries": {}}
-    _emit({"header": True, "system": out["system"], "version": out["version"], "load_s": load_s})
+    spec.emit({"header": True, "system": out["system"], "version": out["version"], "load_s": load_s})
     for name in args.queries.split(","):
         sql = spec.SMARTNOISE_SQL[name]
         q = {"supported": True, "times_s": [], "answers": []}
@@ -95,27 +93,9 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report what the peer cannot do
             q = {"supported": False, "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
         out["queries"][name] = q
-        _emit({"query": name, **q})
-    out["maxrss"] = _peak_rss()
-    _emit({"done": True, "maxrss": out["maxrss"]})
-
-
-def _peak_rss() -> int:
-    """Peak RSS of this process image (VmHWM; unlike ru_maxrss it is not inherited from the parent)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _emit(obj: dict) -> None:
-    """One JSON object per line, flushed, so a driver that kills us on timeout keeps what finished."""
-    obj["maxrss_so_far"] = _peak_rss()
-    print(json.dumps(obj, default=str), flush=True)
+        spec.emit({"query": name, **q})
+    out["maxrss"] = spec.peak_rss()
+    spec.emit({"done": True, "maxrss": out["maxrss"]})
 
 
 def _version() -> str:

@@ -69,3 +69,36 @@ SMARTNOISE_SQL = {
 # like pdbg's automatic ones (never derived from the data).
 N_CANDIDATES = 200
 Q_CANDIDATES = [0.3 * (LAT_BOUNDS[1] / 0.3) ** (i / (N_CANDIDATES - 2)) for i in range(N_CANDIDATES - 1)]
+
+
+# -- what every runner prints (each runs in its own venv but imports this file) --------------
+
+def peak_rss() -> int:
+    """Peak RSS of this process image (VmHWM; unlike ru_maxrss it is not inherited from the parent)."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def emit(obj: dict) -> None:
+    """One JSON object per line, flushed, so a driver that kills us on timeout keeps what finished."""
+    import datetime as dt
+    import json
+
+    def jsonable(v):       # datetimes as ISO; Decimal/numpy numbers as floats; anything else as text
+        if isinstance(v, (dt.datetime, dt.date)):
+            return v.isoformat()
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return str(v)
+
+    obj["maxrss_so_far"] = peak_rss()
+    print(json.dumps(obj, default=jsonable), flush=True)
