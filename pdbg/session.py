@@ -3,7 +3,10 @@
 authenticate → authorize → parse & check → plan → cache lookup → reserve budget →
 execute bounded SQL → noise / partition selection → audit append → commit → return.
 
-(Interface first; the pipeline is filled in by the query-engine work.)
+Order matters for the invariants: the budget is reserved before any data is read, the
+audit record is appended before the charge is committed (a crash in between is settled
+by ``Ledger.recover`` from that record), and an answer is cached only after its charge
+is committed. A refusal at any step releases the reservation and is itself audited.
 """
 
 from __future__ import annotations
