@@ -162,10 +162,16 @@ def epsilon_to_rho_units(epsilon: float, delta: float) -> int:
     def fits(k: int) -> bool:
         return rho_to_epsilon(from_units(k), delta) <= epsilon
 
-    lo = to_units(classic_epsilon_to_rho(epsilon, delta), "down")
-    while lo > 0 and not fits(lo):  # defensive: only if a conversion were non-monotone
-        lo //= 2
-    hi = max(2 * lo, 1)
+    # Start from a tight bracket around the closed-form optimum of the Canonne-Kamath-Steinke
+    # conversion (what OpenDP computes, to ~1e-12): a handful of OpenDP calls instead of ~40.
+    guess = to_units(_cks_epsilon_to_rho(epsilon, delta), "down")
+    width = max(64, guess // 10**11)   # observed agreement: better than 1e-12 relative
+    lo, hi = max(guess - width, 0), guess + width
+    if lo > 0 and not fits(lo):
+        lo = to_units(classic_epsilon_to_rho(epsilon, delta), "down")   # the classic bound is never larger
+        while lo > 0 and not fits(lo):  # defensive: only if a conversion were non-monotone
+            lo //= 2
+        hi = max(2 * lo, 1)
     while fits(hi):
         lo, hi = hi, 2 * hi
         if hi > MAX_UNITS:
@@ -178,6 +184,36 @@ def epsilon_to_rho_units(epsilon: float, delta: float) -> int:
         else:
             hi = mid
     return lo
+
+
+def _cks_epsilon_to_rho(epsilon: float, delta: float) -> float:
+    """max over α > 1 of (ε − c(α)/(α−1))/α, c(α) = ln(1/δ) + (α−1)·ln(1−1/α) − ln α.
+
+    The inverse of the tight zCDP → (ε, δ) conversion (Canonne, Kamath, Steinke 2020,
+    Prop. 12), by golden-section search over ln(α−1). Only a starting point: the result
+    is always confirmed against OpenDP's own conversion.
+    """
+    log_inv_delta = math.log(1 / delta)
+
+    def g(t: float) -> float:
+        a = 1 + math.exp(t)
+        c = log_inv_delta + (a - 1) * math.log1p(-1 / a) - math.log(a)
+        return (epsilon - c / (a - 1)) / a
+
+    lo, hi = math.log(1e-6), math.log(1e7)
+    phi = (math.sqrt(5) - 1) / 2
+    x1, x2 = hi - phi * (hi - lo), lo + phi * (hi - lo)
+    f1, f2 = g(x1), g(x2)
+    for _ in range(120):
+        if f1 < f2:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + phi * (hi - lo)
+            f2 = g(x2)
+        else:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - phi * (hi - lo)
+            f1 = g(x1)
+    return max(0.0, f1, f2)
 
 
 def epsilon_to_rho(epsilon: float, delta: float) -> float:
