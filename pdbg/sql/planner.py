@@ -207,8 +207,12 @@ def plan_query(sql: str, policy: DatasetPolicy, *, params: dict | None = None) -
     else:
         g = g_policy
     notes = [kk.note for kk in keys if kk.note] + b.notes
-    notes.append(f"each {policy.privacy_unit} counts at most {k} rows per group"
-                 + (f" and in at most {g} groups (chosen pseudo-randomly)" if needs_cap(keys, g_policy) else ""))
+    # Say only what applies: COUNT(DISTINCT unit) is not capped by k (a unit counts once).
+    row_capped = any(d.measure.kind != "count_units" for d in b.defs) or bool(b.quants)
+    limits = ([f"at most {k} rows per group"] if row_capped else []) + (
+        [f"in at most {g} groups (chosen pseudo-randomly)"] if needs_cap(keys, g_policy) else [])
+    if limits:
+        notes.append(f"each {policy.privacy_unit} counts " + " and ".join(limits))
     plan = Plan(
         dataset=policy.dataset,
         table=policy.table,
