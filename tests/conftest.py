@@ -51,3 +51,19 @@ def workspace(tmp_path, monkeypatch):
 
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     return init_workspace(tmp_path / "ws", audit_mirror=tmp_path / "mirror")
+
+
+@pytest.fixture(scope="session")
+def open_granted_case():
+    """``open_granted_case(ws, case, …)``: open a case and give the investigator an approved grant."""
+
+    def make(ws, case: str, *, investigator: str = "alice", approver: str = "bob",
+             dataset: str = "requests", epsilon: float = 1.0, title: str = "test") -> str:
+        from pdbg.governance import access, cases
+
+        cases.open_case(ws, approver, case, title)
+        req = access.request(ws, investigator, case, dataset, epsilon, 4, title)
+        access.approve(ws, req.id, approver)
+        return case
+
+    return make

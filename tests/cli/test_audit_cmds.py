@@ -6,18 +6,6 @@ import json
 
 import pytest
 
-from pdbg.cli.main import main
-
-
-@pytest.fixture
-def run(capsys):
-    def _run(*argv: str, code: int = 0):
-        rc = main(list(argv))
-        out, err = capsys.readouterr()
-        assert rc == code, (argv, out, err)
-        return out, err
-
-    return _run
 
 
 @pytest.fixture

@@ -75,16 +75,11 @@ def http(broker, tokens):
 
 
 @pytest.fixture
-def fresh_case(demo):
+def fresh_case(demo, open_granted_case):
     """A new case with its own approved grant of ε=epsilon for the investigator."""
-    from pdbg.governance import access, cases
-
     def make(epsilon: float = 1.0) -> str:
-        case = f"S-{next(_case_ids)}"
-        cases.open_case(demo.ws, APPROVER, case, "server test")
-        req = access.request(demo.ws, INVESTIGATOR, case, "requests", epsilon, 4, "server test")
-        access.approve(demo.ws, req.id, APPROVER)
-        return case
+        return open_granted_case(demo.ws, f"S-{next(_case_ids)}", investigator=INVESTIGATOR,
+                                 approver=APPROVER, epsilon=epsilon, title="server test")
 
     return make
 

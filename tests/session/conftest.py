@@ -18,15 +18,10 @@ def demo_ws(tmp_path_factory):
 
 
 @pytest.fixture
-def fresh_case(demo_ws):
+def fresh_case(demo_ws, open_granted_case):
     """A new case with its own approved grant of ε=epsilon for the investigator."""
-    from pdbg.governance import access, cases
-
     def make(epsilon: float = 1.0) -> str:
-        case = f"T-{next(_case_ids)}"
-        cases.open_case(demo_ws.ws, APPROVER, case, "session test")
-        req = access.request(demo_ws.ws, INVESTIGATOR, case, "requests", epsilon, 4, "test")
-        access.approve(demo_ws.ws, req.id, APPROVER)
-        return case
+        return open_granted_case(demo_ws.ws, f"T-{next(_case_ids)}", investigator=INVESTIGATOR,
+                                 approver=APPROVER, epsilon=epsilon, title="session test")
 
     return make
