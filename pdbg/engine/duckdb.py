@@ -3,7 +3,8 @@
 Each query opens the data file read-only with external access disabled,
 extension auto-install/auto-load off and the configuration locked, so even a
 checker bug cannot read other files, attach databases, or switch the locks off.
-The connection is opened per query and closed at once: DuckDB allows one writer
+Each query takes its own cursor on the process's shared read-only instance, which
+closes after a short idle time or as soon as a writer waits: DuckDB allows one writer
 process, and an admin's ingest or purge must not be blocked by idle notebooks.
 
 Engine errors are never passed through: DuckDB quotes offending values in its
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 
 from pdbg.engine.base import ExactResult
 from pdbg.errors import EngineError, WorkspaceError
-from pdbg.ingest.datasets import READER_CONFIG
+from pdbg.ingest.readers import POOL, READER_CONFIG
 from pdbg.policy.workspace import Workspace
 from pdbg.sql.plan import Plan
 
@@ -36,13 +37,18 @@ class DuckDBEngine:
 
     @contextmanager
     def connect(self):
-        """The locked-down read-only connection (also used for registry reads on the query path)."""
+        """A locked-down read-only connection (also used for registry reads on the query path).
+
+        A cursor on this process's shared read-only instance of the data file
+        (:mod:`pdbg.ingest.readers`): its own transaction and interrupt, the instance's lock-down.
+        """
         import duckdb
 
         if not self.ws.data_path.exists():
             raise WorkspaceError("the workspace has no data file yet", "Register a dataset and ingest data first.")
+        cm = POOL.cursor(self.ws.data_path)
         try:
-            con = duckdb.connect(str(self.ws.data_path), read_only=True, config=dict(LOCKED_CONFIG))
+            con = cm.__enter__()
         except duckdb.IOException:
             raise EngineError(
                 "the data file is busy (an ingest or purge is writing it)",
@@ -57,7 +63,7 @@ class DuckDBEngine:
         try:
             yield con
         finally:
-            con.close()
+            cm.__exit__(None, None, None)
 
     def data_version(self, dataset: str) -> int:
         with self.connect() as con:

@@ -33,10 +33,12 @@ import yaml
 
 from pdbg import clock
 from pdbg.errors import IngestError, PolicyError
+from pdbg.ingest.readers import POOL, open_writer
 from pdbg.policy.model import ColumnType, DatasetPolicy, Transform, load_policy
 from pdbg.policy.workspace import Workspace
 
 REGISTRY = "_pdbg_datasets"
+WRITER_WAIT_S = 15.0   # how long an admin write waits for readers to let go of data.duckdb
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {REGISTRY} (
     name VARCHAR PRIMARY KEY,
@@ -85,21 +87,21 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def open_admin(ws: Workspace) -> duckdb.DuckDBPyConnection:
+def open_admin(ws: Workspace, wait_s: float = WRITER_WAIT_S) -> duckdb.DuckDBPyConnection:
     """Read-write connection to data.duckdb for admin work (register, ingest, purge).
 
     Creates the file and the registry table when missing. Extensions are never
     installed or auto-loaded, so this works offline. Timestamps are handled in UTC.
+    Readers (notebooks, the broker) let go of the file within a query or two once a
+    writer waits (see :mod:`pdbg.ingest.readers`); after ``wait_s`` the writer gives up.
     """
     try:
-        con = duckdb.connect(
-            str(ws.data_path),
-            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-        )
-    except duckdb.IOException:
+        con = open_writer(ws.data_path, {"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+                          wait_s)
+    except (duckdb.IOException, duckdb.ConnectionException):
         raise IngestError(
-            "data.duckdb is locked by another process",
-            "Close notebooks or servers using this workspace, then retry.",
+            f"data.duckdb stayed locked by another process for {wait_s:g} s",
+            "Close notebooks or servers that are running long queries on this workspace, then retry.",
         ) from None
     except duckdb.Error as exc:
         raise IngestError(f"could not open data.duckdb ({type(exc).__name__})", "Check the workspace files.") from None
@@ -109,25 +111,14 @@ def open_admin(ws: Workspace) -> duckdb.DuckDBPyConnection:
     return con
 
 
-# The one configuration every read-only connection to data.duckdb uses (the query engine
-# included). DuckDB refuses two configurations of one file in one process at a time, so a
-# registry read must never open the file read-write or with other settings.
-READER_CONFIG = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "lock_configuration": True,
-    "memory_limit": "4GB",
-}
-
-
 @contextmanager
 def reader_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
     """Read-only, locked-down connection for registry reads outside admin work."""
     if not ws.data_path.exists():
         raise PolicyError("the workspace has no datasets yet", "Register one with `pdbg dataset add WS POLICY.yaml`.")
     try:
-        con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))
+        cm = POOL.cursor(ws.data_path)
+        con = cm.__enter__()
     except duckdb.IOException:
         raise PolicyError("data.duckdb is busy (an ingest or purge is writing it)", "Retry in a moment.") from None
     except duckdb.Error as exc:   # e.g. this process holds the file open with other settings
@@ -136,7 +127,7 @@ def reader_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         yield con
     finally:
-        con.close()
+        cm.__exit__(None, None, None)
 
 
 @contextmanager

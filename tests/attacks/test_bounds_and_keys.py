@@ -24,6 +24,7 @@ from __future__ import annotations
 import pytest
 
 import attack_support as S
+from pdbg.ingest.readers import READER_CONFIG
 from pdbg.errors import QueryRejected
 
 
@@ -114,7 +115,7 @@ def test_keys_from_data_leak(make_ws, defence):
     for ws in (ws0, ws1):
         p = plan
         if defence == "off":
-            con = duckdb.connect(str(ws.data_path), read_only=True)
+            con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))  # the config pdbg readers share
             seen = tuple(sorted(v for (v,) in con.execute("SELECT DISTINCT service FROM t").fetchall()))
             con.close()
             p = dataclasses.replace(plan, keys=(KeySpec("service", "public", seen),))

@@ -26,6 +26,7 @@ import dataclasses
 import pytest
 
 import attack_support as S
+from pdbg.ingest.readers import READER_CONFIG
 from pdbg.errors import EngineError, PdbgError, QueryRejected
 
 SECRET = "secret-value-123"
@@ -97,7 +98,7 @@ def test_engine_messages_never_quote_the_value(make_ws):
     _, ws1, policy = _neighbours(make_ws)
     plan = plan_query(BAD_CASTS[0], policy)
     raw = _strip_try(plan.bounded_sql)
-    con = duckdb.connect(str(ws1.data_path), read_only=True)
+    con = duckdb.connect(str(ws1.data_path), read_only=True, config=dict(READER_CONFIG))  # the config pdbg readers share
     with pytest.raises(duckdb.Error) as leaked:
         con.sql(raw, params={"salt": "x"}).fetchall()
     con.close()

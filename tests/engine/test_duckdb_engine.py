@@ -68,9 +68,37 @@ def test_time_limit_interrupts_long_queries(ws):
         DuckDBEngine(ws, timeout_s=0.3).execute(plan(slow), salt="x")
 
 
-def test_connection_is_closed_so_writers_are_not_blocked(ws):
+def test_idle_reader_lets_go_so_writers_are_not_blocked(ws, monkeypatch):
+    """An idle notebook or broker must not keep an admin's ingest or purge out of the file."""
+    import time
+
+    from pdbg.ingest.readers import POOL
+
+    monkeypatch.setattr(POOL, "linger_s", 0.2)
     DuckDBEngine(ws).execute(plan("SELECT 1 AS one"), salt="x")
-    con = duckdb.connect(str(ws.data_path))          # a writer (ingest/purge) can open the file
+    with pytest.raises(duckdb.Error):   # still lingering: a raw writer is refused (open_admin waits instead)
+        duckdb.connect(str(ws.data_path)).close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            con = duckdb.connect(str(ws.data_path))          # a writer (ingest/purge) can open the file
+            break
+        except duckdb.Error:
+            assert time.monotonic() < deadline, "the idle reader never let go of the data file"
+            time.sleep(0.05)
     con.execute("UPDATE _pdbg_datasets SET data_version = 8")
     con.close()
     assert DuckDBEngine(ws).data_version("t") == 8
+
+
+def test_engine_reuses_one_instance_per_process(ws):
+    """Opening the file costs 10-20 ms; consecutive queries share the process's read-only instance."""
+    from pdbg.ingest.readers import POOL
+
+    eng = DuckDBEngine(ws)
+    with eng.connect() as a:
+        first = POOL._instances[str(ws.data_path.resolve())]
+        a.execute("SELECT 1").fetchall()
+    with eng.connect() as b:
+        assert POOL._instances[str(ws.data_path.resolve())] is first
+        b.execute("SELECT 1").fetchall()

@@ -6,6 +6,7 @@ import duckdb
 import pytest
 import yaml
 
+from pdbg.ingest.readers import READER_CONFIG
 from pdbg.errors import AuditError, PolicyError
 from pdbg.governance import admin
 from pdbg.ingest import datasets, load
@@ -17,7 +18,7 @@ from .conftest import POLICY
 
 
 def test_register_creates_table_with_output_types(registered):
-    con = duckdb.connect(str(registered.data_path), read_only=True)
+    con = duckdb.connect(str(registered.data_path), read_only=True, config=dict(READER_CONFIG))  # the config pdbg readers share
     types = dict(con.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='requests'").fetchall())
     con.close()
@@ -101,7 +102,7 @@ def test_generalizers(ws, tmp_path):
         {"user_id": "u", "client_ip": "not an ip"},
     ])
     rep = load.ingest(ws, "requests", [f])
-    con = duckdb.connect(str(ws.data_path), read_only=True)
+    con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))  # the config pdbg readers share
     got = con.execute("SELECT CAST(ts AS VARCHAR), endpoint, bytes_out, client_ip FROM requests").fetchall()
     con.close()
     assert got[0] == ("2024-05-01 10:05:00", "/lo", 200, "10.20.32.0/20")

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pdbg.ingest.readers import READER_CONFIG
 from pdbg.errors import IngestError
 from pdbg.ingest import datasets, load
 from pdbg.ingest.tokenize import is_token, tokenize_value
@@ -18,7 +19,7 @@ from .conftest import RAW_SECRETS, raw_rows, write_jsonl
 
 def all_strings(ws) -> list[str]:
     """Every string value in every table of data.duckdb (registry included)."""
-    con = duckdb.connect(str(ws.data_path), read_only=True)
+    con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))  # the config pdbg readers share
     try:
         out = []
         tables = [r[0] for r in con.execute(
@@ -35,7 +36,7 @@ def all_strings(ws) -> list[str]:
 
 
 def rows(ws, sql):
-    con = duckdb.connect(str(ws.data_path), read_only=True)
+    con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))  # the config pdbg readers share
     try:
         return con.execute(sql).fetchall()
     finally:

@@ -9,6 +9,7 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pdbg.ingest.readers import READER_CONFIG
 from pdbg.ingest import tokenize as T
 from pdbg.policy.workspace import TokenKey
 
@@ -65,7 +66,7 @@ def test_two_workspaces_tokenize_differently(tmp_path):
         ws = create_layout(tmp_path / name, audit_mirror=tmp_path / f"m{name}")
         datasets.register(ws, load_policy(POLICY))
         load.ingest(ws, "requests", [f])
-        con = duckdb.connect(str(ws.data_path), read_only=True)
+        con = duckdb.connect(str(ws.data_path), read_only=True, config=dict(READER_CONFIG))  # the config pdbg readers share
         toks.append(set(r[0] for r in con.execute("SELECT user_id FROM requests").fetchall()))
         con.close()
     assert len(toks[0]) == 2 and toks[0].isdisjoint(toks[1])

@@ -1,0 +1,149 @@
+"""Shared read-only instances and writers: real processes, the real data file.
+
+Readers keep one instance of data.duckdb per process (opening costs 10-20 ms per query);
+a writer must still get in within a query or two, and must give up cleanly if it cannot.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import duckdb
+import pytest
+
+from pdbg.engine.duckdb import DuckDBEngine
+from pdbg.errors import IngestError
+from pdbg.ingest import datasets
+from pdbg.ingest.readers import MARKER_SUFFIX, POOL
+from pdbg.policy.workspace import create_layout
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = create_layout(tmp_path / "ws", audit_mirror=tmp_path / "mirror")
+    con = duckdb.connect(str(ws.data_path))
+    con.execute("CREATE TABLE _pdbg_datasets (name VARCHAR PRIMARY KEY, data_version BIGINT)")
+    con.execute("INSERT INTO _pdbg_datasets VALUES ('t', 1)")
+    con.close()
+    return ws
+
+
+def _marker(ws):
+    return ws.data_path.parent / (ws.data_path.name + MARKER_SUFFIX)
+
+
+READER = textwrap.dedent("""
+    import sys, time
+    from pdbg.engine.duckdb import DuckDBEngine
+    from pdbg.errors import EngineError
+    from pdbg.policy.workspace import Workspace
+    eng = DuckDBEngine(Workspace(sys.argv[1]))
+    print("ready", flush=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:          # a busy notebook: one query after another
+        try:
+            if eng.data_version("t") == 2:
+                print("saw 2", flush=True)
+                break
+        except EngineError:
+            pass                                 # the writer holds the file right now
+        time.sleep(0.01)
+""")
+
+
+def test_writer_gets_in_while_another_process_keeps_querying(ws):
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(ws.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        time.sleep(0.3)                          # the reader holds its shared instance by now
+        t0 = time.monotonic()
+        con = datasets.open_admin(ws, wait_s=10)
+        waited = time.monotonic() - t0
+        con.execute("UPDATE _pdbg_datasets SET data_version = 2")
+        con.close()
+        assert waited < 5, f"the writer waited {waited:.1f} s for a busy reader"
+        assert not _marker(ws).exists()
+        out, _ = reader.communicate(timeout=30)
+        assert "saw 2" in out                    # and the reader sees the new data afterwards
+    finally:
+        reader.kill()
+        reader.wait()
+        reader.stdout.close()
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])            # someone else's read-write connection
+    print("holding", flush=True)
+    time.sleep(30)
+""")
+
+
+def test_writer_gives_up_with_a_clear_error_and_leaves_no_marker(ws):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws.data_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        t0 = time.monotonic()
+        with pytest.raises(IngestError) as err:
+            datasets.open_admin(ws, wait_s=0.5)
+        assert 0.5 <= time.monotonic() - t0 < 5
+        assert "locked" in err.value.message and err.value.hint
+        assert not _marker(ws).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_in_process_writer_closes_the_idle_instance_at_once(ws):
+    DuckDBEngine(ws).data_version("t")           # the pool now holds the file
+    t0 = time.monotonic()
+    con = datasets.open_admin(ws, wait_s=5)
+    assert time.monotonic() - t0 < POOL.linger_s  # no waiting for the linger
+    con.execute("UPDATE _pdbg_datasets SET data_version = 3")
+    con.close()
+    assert DuckDBEngine(ws).data_version("t") == 3
+
+
+def test_concurrent_threads_get_their_own_cursors(ws):
+    """The broker runs releases in threads: each has its own transaction on the shared instance."""
+    eng = DuckDBEngine(ws)
+    errors, seen = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                with eng.connect() as con:
+                    con.execute("BEGIN TRANSACTION")
+                    seen.append(con.execute("SELECT data_version FROM _pdbg_datasets").fetchall()[0][0])
+                    con.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and seen == [1] * 160
+    assert str(ws.data_path.resolve()) in POOL._instances   # one shared instance served them all
+
+
+def test_waiting_writer_marker_stops_reuse(ws):
+    """While a writer waits, readers neither reuse nor keep their instance."""
+    eng = DuckDBEngine(ws)
+    eng.data_version("t")
+    key = str(ws.data_path.resolve())
+    assert key in POOL._instances
+    _marker(ws).write_text("1\n")
+    try:
+        assert eng.data_version("t") == 1        # still answers, on a private short-lived instance
+        assert key not in POOL._instances        # and the shared one was closed
+    finally:
+        _marker(ws).unlink()
+    eng.data_version("t")
+    assert key in POOL._instances
