@@ -115,10 +115,11 @@ def test_zero_and_invalid_inputs():
     st.floats(min_value=1e-3, max_value=20.0),
     st.sampled_from([1e-5, 5e-7, 1e-9]),
 )
-def test_epsilon_to_rho_round_trips_and_is_maximal(eps, delta):
+def test_epsilon_to_rho_round_trips_and_is_nearly_maximal(eps, delta):
     k = epsilon_to_rho_units(eps, delta)
     assert rho_to_epsilon(epsilon_to_rho(eps, delta), delta) <= eps
-    assert rho_to_epsilon(from_units(k + 1), delta) > eps  # the largest such ρ, to the unit
+    # the largest such ρ up to 1e-11 relative (one OpenDP call instead of a bisection)
+    assert rho_to_epsilon(from_units(k + (k >> 36) + 2), delta) > eps
     assert k >= to_units(classic_epsilon_to_rho(eps, delta), "down")  # never worse than the classic bound
 
 
@@ -199,3 +200,22 @@ def test_importing_accounting_is_cheap_and_never_loads_the_prelude():
         "assert 'opendp.prelude' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_epsilon_to_rho_costs_one_opendp_conversion(monkeypatch):
+    """A fresh ε on the query path must not run a bisection of OpenDP calls (~2 ms each)."""
+    import pdbg.dp.accounting as acc
+
+    calls = []
+    real = acc._opendp_rho_to_epsilon
+    monkeypatch.setattr(acc, "_opendp_rho_to_epsilon", lambda r, d: calls.append(r) or real(r, d))
+    acc.rho_to_epsilon.cache_clear()
+    acc.epsilon_to_rho_units.cache_clear()
+    try:
+        for eps in (0.0123, 0.1, 0.87, 3.3):
+            calls.clear()
+            k = epsilon_to_rho_units(eps, 5e-7)
+            assert len(calls) == 1 and rho_to_epsilon(from_units(k), 5e-7) <= eps
+    finally:
+        acc.rho_to_epsilon.cache_clear()
+        acc.epsilon_to_rho_units.cache_clear()
