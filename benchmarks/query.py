@@ -243,6 +243,9 @@ def plain_sql(name: str, policy) -> str:
 def time_plain(db: Path, sql: str, runs: int) -> tuple[float, list]:
     import duckdb
 
+    from pdbg.ingest.readers import POOL
+
+    POOL.close(db)   # pdbg's shared instance has a locked config; plain DuckDB opens the file its own way
     con = duckdb.connect(str(db), read_only=True)
     try:
         con.execute(sql).fetchall()                 # warm

@@ -198,7 +198,7 @@ class Session:
         from pdbg.sql import plan_query
         from pdbg.sql.tables import referenced_tables
 
-        tables = referenced_tables(query)
+        tables = _tables_of(query, referenced_tables)
         if con is None:
             with self._engine().connect() as own:
                 return self._plan(query, params, own)
@@ -213,7 +213,7 @@ class Session:
                 rule="unknown-table" if not matches else "private-join",
             )
         policy = datasets.get_policy(self.ws, matches[0].name, con=con)
-        return policy, plan_query(query, policy, params=params), matches[0].data_version
+        return policy, _cached_plan(query, policy, params, plan_query), matches[0].data_version
 
     def _resolve_epsilon(self, plan, policy, epsilon: float | None, accuracy: float | None) -> float:
         from pdbg.dp import release as dp_release
@@ -358,6 +358,42 @@ class Session:
                                  error=type(err).__name__, rule=getattr(err, "rule", None), reason=err.message)
 
 
+# Planning is a pure function of (SQL, parameters, policy): parsing and checking cost ~5 ms,
+# so a notebook re-running a query (another ε, a new data version) reuses its plan. Plans are
+# frozen dataclasses; refusals are not cached (they are re-checked, and audited, every time).
+_PLANS: dict[tuple, object] = {}
+_TABLES: dict[str, frozenset] = {}
+_PLAN_CACHE_SIZE = 256
+
+
+def _params_key(params: dict | None) -> tuple | None:
+    try:
+        return tuple(sorted((str(k), type(v).__name__, repr(v)) for k, v in (params or {}).items()))
+    except Exception:  # noqa: BLE001 - an odd parameter type: just don't cache
+        return None
+
+
+def _remember(cache: dict, key, value):
+    if len(cache) >= _PLAN_CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
+
+
+def _tables_of(query: str, referenced_tables) -> frozenset:
+    hit = _TABLES.get(query)
+    return hit if hit is not None else _remember(_TABLES, query, frozenset(referenced_tables(query)))
+
+
+def _cached_plan(query: str, policy, params: dict | None, plan_query):
+    pk = _params_key(params)
+    if pk is None:
+        return plan_query(query, policy, params=params)
+    key = (query, pk, policy.digest)
+    hit = _PLANS.get(key)
+    return hit if hit is not None else _remember(_PLANS, key, plan_query(query, policy, params=params))
+
+
 def _cost_doc(cost) -> dict:
     return {"epsilon": cost.epsilon, "delta": cost.delta, "rho": cost.rho}
 
@@ -393,9 +429,38 @@ def _df_to_payload(df) -> str:
     return df.to_json(orient="table", index=False, date_format="iso", date_unit="us")
 
 
+_PAYLOAD_DTYPES = {"integer": "int64", "number": "float64", "boolean": "bool", "string": "str"}
+
+
 def _df_from_payload(payload: str):
+    """The stored release table as a DataFrame (``to_json(orient="table")`` read back).
+
+    Fresh and cached answers both go through here, so they are identical. pandas'
+    ``read_json`` takes ~4 ms on a six-row table (schema handling); the common column
+    types are rebuilt directly, anything else falls back to ``read_json``. The result
+    equals ``read_json(..., precise_float=True)`` (tests/session/test_payload.py).
+    """
     import io
+    import json
 
     import pandas as pd
 
-    return pd.read_json(io.StringIO(payload), orient="table")
+    doc = json.loads(payload)
+    fields = doc["schema"]["fields"]
+    data = doc["data"]
+    cols = {}
+    for f in fields:
+        name, kind, ext = f["name"], f.get("type"), f.get("extDtype")
+        values = [row.get(name) for row in data]
+        if kind == "datetime" and ext is None and "tz" not in f:
+            cols[name] = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601").astype("datetime64[ns]")
+            continue
+        dtype = ext if ext in ("str", "Int64", "boolean", "Float64") else (None if ext else _PAYLOAD_DTYPES.get(kind))
+        if dtype is None or (dtype in ("int64", "bool") and any(v is None for v in values)):
+            return pd.read_json(io.StringIO(payload), orient="table", precise_float=True)
+        if dtype == "float64":
+            values = [float("nan") if v is None else v for v in values]
+        cols[name] = pd.Series(values, dtype=dtype if values else dtype)
+    if len({str(f["name"]) for f in fields}) != len(fields):
+        return pd.read_json(io.StringIO(payload), orient="table", precise_float=True)
+    return pd.DataFrame(cols, columns=[f["name"] for f in fields])
