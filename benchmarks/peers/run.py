@@ -131,7 +131,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per query per system (plus load)")
     ap.add_argument("--mem-limit-gib", type=float, default=None,
                     help="kill a system above this RSS (default: 70%% of RAM)")
-    ap.add_argument("--systems", default="duckdb,pdbg,smartnoise,opendp-polars")
+    ap.add_argument("--systems", default="duckdb,pdbg,pdbg-pure,smartnoise,opendp-polars",
+                    help="pdbg = the demo policy (zCDP: each release (ε, δ)-DP, Gaussian); pdbg-pure = the same "
+                         "policy with pure accounting (ε-DP, discrete Laplace), the guarantee the peers' noise gives")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
 
@@ -169,8 +171,10 @@ def main() -> int:
             common = ["--reps", str(args.reps)]
             if system == "duckdb":
                 cmd = [str(PY_MAIN), str(HERE / "run_local.py"), "duckdb", str(n), *common]
-            elif system == "pdbg":
-                cmd = [str(PY_MAIN), str(HERE / "run_local.py"), "pdbg", str(n), "--epsilon", str(args.epsilon), *common]
+            elif system in ("pdbg", "pdbg-pure"):
+                acc = ["--accounting", "pure"] if system == "pdbg-pure" else []
+                cmd = [str(PY_MAIN), str(HERE / "run_local.py"), "pdbg", str(n), "--epsilon", str(args.epsilon),
+                       *acc, *common]
             elif system == "smartnoise":
                 if sn_prev is not None:
                     scale = n / sn_prev[0]
@@ -201,6 +205,7 @@ def main() -> int:
 
     rows_out = summarize(results, systems, sizes)
     print_table(rows_out, results, sizes, systems)
+    print_verdict(rows_out, sizes)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows_out, "epsilon": args.epsilon, "reps": args.reps,
                                                "cores": os.cpu_count()}, indent=1, default=str))
@@ -264,6 +269,37 @@ def print_table(rows: list[dict], results: dict, sizes: list[int], systems: list
           "ratio = / plain DuckDB in this run; RSS = peak of the system's process incl. its data; "
           "med |err| = median absolute error vs the exact answer over reps x released groups x outputs "
           "(counts in rows/users, averages and quantiles in ms); rel = share of true groups released.")
+
+
+PEERS = ("smartnoise", "opendp-polars")
+
+
+def print_verdict(rows: list[dict], sizes: list[int]) -> None:
+    """Issue 7's goal per query: pdbg faster than every peer it shares the query with, and no
+    less accurate at equal ε (pdbg-pure against the peers, whose noise is pure ε-DP)."""
+    import query as Q
+
+    ok = {(r["rows"], r["query"], r["system"]): r for r in rows if r.get("status") == "ok"}
+    print("goal: faster than every peer on every shared query; median error (pdbg-pure) <= the peer's at equal ε")
+    for n in sizes:
+        for name in spec.QUERIES:
+            parts = []
+            for peer in PEERS:
+                p = ok.get((n, name, peer))
+                if p is None:
+                    continue
+                for mine in ("pdbg", "pdbg-pure"):
+                    m = ok.get((n, name, mine))
+                    if m is not None:
+                        parts.append(f"{mine} {'faster' if m['ms'] < p['ms'] else 'SLOWER'} than {peer} "
+                                     f"({m['ms']:.0f} vs {p['ms']:.0f} ms)")
+                m = ok.get((n, name, "pdbg-pure"))
+                if m is not None and m.get("median_abs_err") is not None and p.get("median_abs_err") is not None:
+                    better = m["median_abs_err"] <= p["median_abs_err"]
+                    parts.append(f"error {'<=' if better else 'ABOVE'} {peer} "
+                                 f"({m['median_abs_err']:.3g} vs {p['median_abs_err']:.3g})")
+            if parts:
+                print(f"  {Q.rows_label(n):>4} {name}: " + "; ".join(parts))
 
 
 if __name__ == "__main__":
