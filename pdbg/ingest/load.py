@@ -172,9 +172,14 @@ def _ingest_file(
             "Check the file matches the policy's columns and types; the dataset was left unchanged.",
         ) from None
     cols = ", ".join(datasets.quote_ident(c) for c in m.columns)
-    has_unit = f"{datasets.quote_ident(policy.privacy_unit)} IS NOT NULL"
+    unit = datasets.quote_ident(policy.privacy_unit)
+    has_unit = f"{unit} IS NOT NULL"
+    into, select = cols, cols
+    if datasets.has_unit_column(con, policy.table):
+        into += f", {datasets.quote_ident(datasets.UNIT_COLUMN)}"
+        select += f", {datasets.unit_id_sql(policy, unit)}"
     con.execute(
-        f"INSERT INTO {datasets.quote_ident(policy.table)} ({cols}) SELECT {cols} FROM {_STAGE} WHERE {has_unit}"
+        f"INSERT INTO {datasets.quote_ident(policy.table)} ({into}) SELECT {select} FROM {_STAGE} WHERE {has_unit}"
     )
     sums = ["count(*)", f"count_if({has_unit})"]
     keys: list[tuple[str, object]] = []

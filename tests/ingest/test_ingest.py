@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pdbg.ingest.readers import READER_CONFIG
 from pdbg.errors import IngestError
+from pdbg.ingest.readers import READER_CONFIG
 from pdbg.ingest import datasets, load
 from pdbg.ingest.tokenize import is_token, tokenize_value
 
@@ -162,3 +162,28 @@ def test_corrupt_file_error_has_no_content(registered, tmp_path):
 def test_progress_bar_does_not_break_ingest(registered, raw_file):
     rep = load.ingest(registered, "requests", [raw_file], progress=True)
     assert rep.rows_out == 3
+
+
+def test_integer_unit_id_is_the_tokens_leading_64_bits_and_stable(registered, raw_file):
+    """Queries bound contributions by the stored integer unit: one per person, every ingest."""
+    load.ingest(registered, "requests", [raw_file])
+    load.ingest(registered, "requests", [raw_file])
+    got = rows(registered, f"SELECT user_id, {datasets.UNIT_COLUMN} FROM requests")
+    ids: dict[str, set] = {}
+    for token, unit in got:
+        assert unit == int(token[3:19], 16)
+        ids.setdefault(token, set()).add(unit)
+    assert all(len(v) == 1 for v in ids.values())                 # same person, same id, both ingests
+    assert len({next(iter(v)) for v in ids.values()}) == len(ids)  # different people, different ids
+
+
+def test_table_without_unit_column_still_ingests_and_reregisters(registered, raw_file, policy):
+    """Workspaces created before the unit column keep working (queries fall back to the token)."""
+    con = datasets.open_admin(registered)
+    con.execute(f"ALTER TABLE requests DROP COLUMN {datasets.UNIT_COLUMN}")
+    con.close()
+    load.ingest(registered, "requests", [raw_file])
+    assert rows(registered, "SELECT count(*) FROM requests")[0][0] > 0
+    _, outcome = datasets.register(
+        registered, policy.model_copy(update={"max_rows_per_unit": policy.max_rows_per_unit + 1}), replace=True)
+    assert outcome == "replaced"
