@@ -20,7 +20,7 @@ from pdbg.sql.measures import Builder
 from pdbg.sql.parse import DIALECT, parse_statements, render
 from pdbg.sql.plan import KeySpec, OutputSpec, Plan
 from pdbg.sql.reject import reject
-from pdbg.sql.rewrite import bounded_sql, ident, needs_cap, quantile_sql
+from pdbg.sql.rewrite import bounded_sql, ident, needs_cap, quantile_sql, unit_sql
 from pdbg.sql.rules import SHAPE_RULES, STATEMENT_RULES
 
 
@@ -158,10 +158,12 @@ class _Post:
         return sql
 
 
-def plan_query(sql: str, policy: DatasetPolicy, *, params: dict | None = None) -> Plan:
+def plan_query(sql: str, policy: DatasetPolicy, *, params: dict | None = None, unit_column: str | None = None) -> Plan:
     """Check investigator SQL against ``policy`` and plan its bounded, DP-ready computation.
 
     Raises ``QueryRejected(rule=…)`` for anything outside the DP subset. Never reads data.
+    ``unit_column``: a UBIGINT column of the table holding one integer id per privacy unit
+    (written at ingest); the bounds then group by it instead of hashing the unit column.
     """
     ctx = Ctx(sql=sql, policy=policy, statements=parse_statements(sql))
     for rule in STATEMENT_RULES:
@@ -213,6 +215,7 @@ def plan_query(sql: str, policy: DatasetPolicy, *, params: dict | None = None) -
         [f"in at most {g} groups (chosen pseudo-randomly)"] if needs_cap(keys, g_policy) else [])
     if limits:
         notes.append(f"each {policy.privacy_unit} counts " + " and ".join(limits))
+    unit = unit_sql(policy, unit_column)
     plan = Plan(
         dataset=policy.dataset,
         table=policy.table,
@@ -222,8 +225,8 @@ def plan_query(sql: str, policy: DatasetPolicy, *, params: dict | None = None) -
         outputs=tuple(outputs),
         g=g,
         k=k,
-        bounded_sql=bounded_sql(policy, fq, keys, b, g),
-        quantile_sql=quantile_sql(policy, fq, keys, b, g),
+        bounded_sql=bounded_sql(policy, fq, keys, b, g, unit),
+        quantile_sql=quantile_sql(policy, fq, keys, b, g, unit),
         post_sql=post,
         normalized=normalized,
         notes=tuple(dict.fromkeys(notes)),
