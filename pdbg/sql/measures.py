@@ -90,8 +90,11 @@ class Builder:
     # -- measures -----------------------------------------------------------
 
     def count(self, filt, arg=None) -> str:
+        # NULL (not 0) for rows that do not count: COUNT of the column is a cheaper aggregate than SUM.
         value = render(guard(arg, self.types)) if arg is not None else None
-        return self._measure("count", self._indicator(self._cond(filt, value)), f"LEAST(SUM({{c}}), {self.k})", self.k)
+        cond = self._cond(filt, value)
+        row = "1" if cond is None else f"CASE WHEN {cond} THEN 1 END"
+        return self._measure("count", row, f"LEAST(COUNT({{c}}), {self.k})", self.k)
 
     def count_units(self, filt) -> str:
         return self._measure("count_units", self._indicator(self._cond(filt)), "MAX({c})", 1)

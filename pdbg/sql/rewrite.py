@@ -4,12 +4,12 @@ Shape of ``bounded_sql`` (one GROUP BY over (unit, keys), REFERENCE.md)::
 
     WITH <public tables as VALUES>,
     __base AS (SELECT <unit id> AS __unit, <keys>, <per-row inputs> FROM <table> AS __r [JOIN …] WHERE …),
-    __per_unit AS (SELECT __unit, <keys>, <capped per-unit aggregates> FROM __base
-                   WHERE <keys in their public domain> GROUP BY __unit, <keys>),
-    __capped AS (… row_number() OVER (PARTITION BY __unit ORDER BY hash(__unit, $salt, <keys>)) <= g …)
+    __per_unit AS (SELECT __unit, <keys>, hash(__unit, $salt, <keys>) AS __h, <capped per-unit aggregates>
+                   FROM __base WHERE <keys in their public domain> GROUP BY __unit, <keys>),
+    <group cap: __heavy, __cut, __capped — at most g rows of __per_unit per unit, smallest __h first>
     SELECT <keys>, SUM(__m0) AS __m0, …, COUNT(*) AS __units FROM __capped GROUP BY <keys> ORDER BY <keys>
 
-The window is skipped when a unit cannot reach more than g groups anyway (no GROUP BY, or a
+The cap is skipped when a unit cannot reach more than g groups anyway (no GROUP BY, or a
 public domain no larger than g). ``$salt`` is a DuckDB named parameter bound by the engine.
 
 Performance notes (DuckDB 2.0, 1M rows; these shapes were measured, not guessed):
@@ -25,6 +25,13 @@ Performance notes (DuckDB 2.0, 1M rows; these shapes were measured, not guessed)
   units); COUNT(DISTINCT unit) undercounts by as little. Only for a unit column that is neither
   tokenized nor given a stored id could someone who inserts rows with chosen unit values aim a
   collision at a known unit value (``hash`` is not cryptographic).
+* A window (or DuckDB's top-N rewrite of one) over every (unit, group) row costs more than
+  the rest of the statement. The cap instead looks only at units with more than g groups
+  (``__heavy``), takes the g+1 smallest ``__h`` of each (``__cut``) and keeps a group when
+  its ``__h`` is below the g-th, or equal to it while the (g+1)-th is larger. On a 64-bit tie
+  at the boundary the unit keeps only the groups strictly below it: never more than g.
+* Arithmetic mixing UBIGINT (hashes) and BIGINT goes through HUGEINT and is slow: casts
+  below keep hash arithmetic in UBIGINT.
 """
 
 from __future__ import annotations
@@ -87,9 +94,12 @@ def base_cte(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], inputs: 
     return f"__base AS (SELECT {', '.join(cols)} FROM {frm}{where})"
 
 
-def _domain_filter(keys: list[KeyInfo]) -> str:
-    conds = [f"({k.in_domain})" for k in keys if k.in_domain]
+def _where(conds: list[str]) -> str:
     return f" WHERE {' AND '.join(conds)}" if conds else ""
+
+
+def _domain_conds(keys: list[KeyInfo]) -> list[str]:
+    return [f"({k.in_domain})" for k in keys if k.in_domain]
 
 
 def needs_cap(keys: list[KeyInfo], g_policy: int) -> bool:
@@ -107,23 +117,43 @@ def _with(parts: list[str]) -> str:
     return "WITH " + ",\n".join(parts)
 
 
+def _group_hash(knames: list[str]) -> str:
+    """The keyed pseudo-random order of a unit's groups (smallest first are kept)."""
+    return f"hash(__unit, $salt, {', '.join(knames)}) AS __h"
+
+
+def _cap_ctes(src: str, g: int) -> list[str]:
+    """CTEs ``__heavy``, ``__cut``, ``__capped``: at most ``g`` rows of ``src`` per ``__unit``.
+
+    ``src`` has one row per (unit, group) with the group's keyed hash ``__h``. Only units
+    with more than g groups are looked at; for them ``__cut`` holds the g+1 smallest hashes
+    (duplicates kept), and a group stays iff its hash is below the g-th, or equal to it while
+    the (g+1)-th is larger — exactly the g smallest, or fewer on a tie: never more than g.
+    """
+    return [
+        f"__heavy AS (SELECT __unit FROM {src} GROUP BY __unit HAVING COUNT(*) > {g})",
+        f"__cut AS (SELECT __unit, min(__h, {g + 1}) AS __c FROM {src} SEMI JOIN __heavy USING (__unit) GROUP BY __unit)",
+        f"__capped AS (SELECT {src}.* FROM {src} LEFT JOIN __cut USING (__unit) "
+        f"WHERE __c IS NULL OR __h < __c[{g}] OR (__h = __c[{g}] AND __c[{g}] < __c[{g + 1}]))",
+    ]
+
+
 def bounded_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: Builder, g: int,
                 unit: str) -> str:
     knames = [ident(k.name) for k in keys]
     inputs = [(d.measure.id, d.row_sql) for d in b.defs]
     parts = public_ctes(policy, fq) + [base_cte(policy, fq, keys, inputs, unit)]
-    per_unit = ", ".join(["__unit", *knames, *(d.unit_sql.format(c=d.measure.id) + f" AS {d.measure.id}" for d in b.defs)])
-    parts.append(f"__per_unit AS (SELECT {per_unit} FROM __base{_domain_filter(keys)} "
-                 f"GROUP BY {', '.join(['__unit', *knames])})")
-    source = "__per_unit"
-    if needs_cap(keys, policy.max_groups_per_unit):
-        parts.append("__capped AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY __h) AS __rn "
-                     f"FROM (SELECT *, hash(__unit, $salt, {', '.join(knames)}) AS __h FROM __per_unit)) "
-                     f"WHERE __rn <= {g})")
+    cap = needs_cap(keys, policy.max_groups_per_unit)
+    per_unit = ["__unit", *knames, *([_group_hash(knames)] if cap else []),
+                *(d.unit_sql.format(c=d.measure.id) + f" AS {d.measure.id}" for d in b.defs)]
+    parts.append(f"__per_unit AS{' MATERIALIZED' if cap else ''} (SELECT {', '.join(per_unit)} FROM __base"
+                 f"{_where(_domain_conds(keys))} GROUP BY {', '.join(['__unit', *knames])})")
+    if cap:
+        parts += _cap_ctes("__per_unit", g)
         source = "__capped"
     else:
         # the engine always binds $salt; DuckDB refuses an unused named parameter, so reference it
-        source += " WHERE $salt IS NOT NULL"
+        source = "__per_unit WHERE $salt IS NOT NULL"
     sums = [f"COALESCE(SUM({d.measure.id}), 0) AS {d.measure.id}" for d in b.defs]
     final = f"SELECT {', '.join([*knames, *sums, 'COUNT(*) AS __units'])} FROM {source}"
     if keys:
@@ -148,7 +178,7 @@ def quantile_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: B
     knames = [ident(k.name) for k in keys]
     inputs = [(f"__v{i}", q.value_sql) for i, q in enumerate(b.quants)]
     parts = public_ctes(policy, fq) + [base_cte(policy, fq, keys, inputs, unit)]
-    dom = _domain_filter(keys)
+    dom = _where(_domain_conds(keys))
     branches = []
     for i, q in enumerate(b.quants):
         cond = f"__v{i} IS NOT NULL"

@@ -16,6 +16,7 @@ import datetime as dt
 import pytest
 
 from pdbg.sql import plan_query
+from pdbg.sql.rewrite import _cap_ctes
 
 from .conftest import make_db, run
 
@@ -55,14 +56,14 @@ def test_count_no_group(con, policy):
 
 def test_count_by_region_no_cap_needed(con, policy):
     p = plan_query("SELECT region, COUNT(*) AS n FROM requests WHERE status >= 500 GROUP BY region", policy)
-    assert "row_number" not in p.bounded_sql           # |domain| = 2 = g: no unit can exceed g
+    assert "__capped" not in p.bounded_sql             # |domain| = 2 = g: no unit can exceed g
     assert p.g == 2
     assert run(con, p.bounded_sql) == [("eu-west", 4, 2), ("us-east", 1, 1)]   # a:3 + d:1 ; c:1
 
 
 def test_group_cap_and_domain_filter(con, policy):
     p = plan_query("SELECT service, COUNT(*) AS n FROM requests GROUP BY service", policy)
-    assert "row_number() OVER (PARTITION BY __unit" in p.bounded_sql
+    assert "__capped" in p.bounded_sql and "min(__h, 3)" in p.bounded_sql    # the group cap (g = 2)
     rows = run(con, p.bounded_sql)
     keys = [r[0] for r in rows]
     assert "legacy" not in keys and keys == sorted(keys)
@@ -217,6 +218,26 @@ def test_cte_inlined(con, policy):
     rows = _by_key(run(con, p.bounded_sql))
     assert sum(v[0] for v in rows.values()) == 2 + 1       # b: 2 of its 3 groups kept, c 1
     assert p.bounded_sql.count("FROM requests") == 1
+
+
+def test_group_cap_keeps_the_g_smallest_and_never_more_on_ties():
+    """The cap CTEs over hand-made (unit, group, __h): the g smallest hashes are kept; a tie at the
+    g-th place (a 64-bit collision in real data) keeps only the groups strictly below it."""
+    g = 2
+    data = {
+        1: [5, 5, 7, 9],      # tie below the boundary: both 5s are the 2 smallest
+        2: [3, 6, 6, 8],      # tie at the boundary: only 3 is surely among the 2 smallest
+        3: [2, 1],            # no more than g groups: all kept
+        4: [4, 4, 4],         # all tied: none strictly below the boundary
+        5: [30, 10, 20],
+    }
+    values = ", ".join(f"({u}::UBIGINT, 'k{i}', {h}::UBIGINT)" for u, hs in data.items() for i, h in enumerate(hs))
+    sql = (f"WITH src AS (SELECT * FROM (VALUES {values}) AS v(__unit, key, __h)), {', '.join(_cap_ctes('src', g))} "
+           "SELECT __unit, list(__h ORDER BY __h) FROM __capped GROUP BY __unit ORDER BY __unit")
+    con = make_db([])
+    got = dict(con.execute(sql).fetchall())
+    assert got == {1: [5, 5], 2: [3], 3: [1, 2], 5: [10, 20]}
+    assert all(len(v) <= g for v in got.values())
 
 
 def test_quantile_keeps_exactly_k_rows_per_unit_allotted_across_its_bins(policy):

@@ -49,3 +49,19 @@ def test_pair_answers(policy):
     sec = _sections(Path(__file__).parent / "rewrites" / "time_series.sql")
     assert run(con, sec["bounded_sql"]) == [(__import__("datetime").datetime(2026, 11, 20, 14, 0), 3, 3),
                                             (__import__("datetime").datetime(2026, 11, 20, 14, 30), 2, 2)]
+
+
+def test_pair_answers_under_the_group_cap(policy):
+    """The capped fixture, over 20 salts: b (3 services, g = 2) always lands in exactly 2 of its
+    groups, everything else is exact (a's 5 rows capped to k = 3, e's NULL latency not counted)."""
+    con = make_db(ROWS)
+    sec = _sections(Path(__file__).parent / "rewrites" / "count_by_service.sql")
+    for salt in (f"s{i}" for i in range(20)):
+        rows = {r[0]: r[1:] for r in run(con, sec["bounded_sql"], salt)}
+        assert rows["api"][0] == 3 and rows["search"] == (0, 0, 0, 1)          # a: 3 of 5 errors; e: no latency
+        assert sum(r[3] for r in rows.values()) == 1 + 2 + 1 + 1              # a, b twice, c, e
+        assert sum(r[0] for r in rows.values()) == 3 + 1                      # errors: a 3, c 1
+        assert sum(r[1] for r in rows.values()) == 3 + 2 + 1                  # latency rows: a 3, b 2, c 1
+        assert sum(r[2] for r in rows.values()) == (100 - 15000) * 1000 * 3 + 2 * (200 - 15000) * 1000 + (30000 - 15000) * 1000
+        others = {"api": 1, "auth": 0, "checkout": 1}                          # units besides b: a ; - ; c
+        assert sum(rows.get(s, (0, 0, 0, 0))[3] - o for s, o in others.items()) == 2   # b kept in exactly 2
