@@ -212,8 +212,21 @@ class Session:
                 f"Query one of: {known}.",
                 rule="unknown-table" if not matches else "private-join",
             )
-        policy = datasets.get_policy(self.ws, matches[0].name, con=con)
-        return policy, _cached_plan(query, policy, params, plan_query), matches[0].data_version
+        info = matches[0]
+        policy = datasets.get_policy(self.ws, info.name, con=con)
+        unit_column = self._unit_column(con, info)
+        return policy, _cached_plan(query, policy, params, plan_query, unit_column), info.data_version
+
+    def _unit_column(self, con, info) -> str | None:
+        """The table's stored integer unit id, if it has one (tables from before it do not)."""
+        from pdbg.ingest import datasets
+
+        key = (str(self.ws.data_path), info.table_name, info.data_version)
+        hit = _UNIT_COLUMNS.get(key)
+        if hit is None:
+            hit = _remember(_UNIT_COLUMNS, key, (datasets.UNIT_COLUMN if datasets.has_unit_column(con, info.table_name)
+                                                 else ""))
+        return hit or None
 
     def _resolve_epsilon(self, plan, policy, epsilon: float | None, accuracy: float | None) -> float:
         from pdbg.dp import release as dp_release
@@ -363,6 +376,7 @@ class Session:
 # frozen dataclasses; refusals are not cached (they are re-checked, and audited, every time).
 _PLANS: dict[tuple, object] = {}
 _TABLES: dict[str, frozenset] = {}
+_UNIT_COLUMNS: dict[tuple, str] = {}
 _PLAN_CACHE_SIZE = 256
 
 
@@ -385,13 +399,14 @@ def _tables_of(query: str, referenced_tables) -> frozenset:
     return hit if hit is not None else _remember(_TABLES, query, frozenset(referenced_tables(query)))
 
 
-def _cached_plan(query: str, policy, params: dict | None, plan_query):
+def _cached_plan(query: str, policy, params: dict | None, plan_query, unit_column: str | None):
     pk = _params_key(params)
     if pk is None:
-        return plan_query(query, policy, params=params)
-    key = (query, pk, policy.digest)
+        return plan_query(query, policy, params=params, unit_column=unit_column)
+    key = (query, pk, policy.digest, unit_column)
     hit = _PLANS.get(key)
-    return hit if hit is not None else _remember(_PLANS, key, plan_query(query, policy, params=params))
+    return hit if hit is not None else _remember(
+        _PLANS, key, plan_query(query, policy, params=params, unit_column=unit_column))
 
 
 def _cost_doc(cost) -> dict:

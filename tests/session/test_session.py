@@ -174,3 +174,31 @@ def test_history_is_only_for_people_who_held_a_grant_on_the_case(demo_ws, fresh_
     assert [h["action"] for h in s.history()] == ["query"]
     with pytest.raises(AccessDenied):
         pdbg.connect(str(demo_ws.ws.root), user=INVESTIGATOR, case="SOMEONE-ELSES").history()
+
+
+def test_bounds_group_by_the_stored_unit_id_and_investigators_cannot_name_it(demo_ws, fresh_case):
+    """The integer unit id written at ingest is what queries bound by, and it is not a column
+    an investigator can select, filter on or group by (it identifies a person like the token)."""
+    from pdbg.engine.duckdb import DuckDBEngine
+    from pdbg.ingest import datasets
+    from pdbg.sql import plan_query
+
+    s = pdbg.connect(str(demo_ws.ws.root), user=INVESTIGATOR, case=fresh_case())
+    policy, plan, _ = s._plan(COUNT_BY_SERVICE, None)
+    assert f"__r.{datasets.UNIT_COLUMN} AS __unit" in plan.bounded_sql
+    # Same exact bounded answer as grouping by (a hash of) the token itself: no cap applies
+    # to one ungrouped count, so only the per-unit k limit is in play.
+    q = "SELECT COUNT(*) AS n, AVG(latency_ms) AS m FROM requests WHERE status >= 500"
+    by_id = plan_query(q, policy, unit_column=datasets.UNIT_COLUMN)
+    by_token = plan_query(q, policy)
+    eng = DuckDBEngine(demo_ws.ws)
+    a = eng.execute(by_id, salt="s").groups
+    b = eng.execute(by_token, salt="s").groups
+    assert a.to_dict() == b.to_dict() and int(a["__units"].iloc[0]) > 100
+    before = s.budget().spent_epsilon
+    for bad in [f"SELECT COUNT(*) FROM requests WHERE {datasets.UNIT_COLUMN} > 0",
+                f"SELECT {datasets.UNIT_COLUMN}, COUNT(*) FROM requests GROUP BY {datasets.UNIT_COLUMN}",
+                f"SELECT COUNT(DISTINCT {datasets.UNIT_COLUMN}) FROM requests"]:
+        with pytest.raises(QueryRejected):
+            s.sql(bad, epsilon=0.1)
+    assert s.budget().spent_epsilon == before
