@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / ".data"
 BENCH_POLICY = HERE / "peers" / "requests.bench.policy.yaml"
 SEED = 7                      # seeds the synthetic *data*, never DP noise
-DATA_FORMAT = 1               # bump to invalidate cached workspaces when the build changes
+DATA_FORMAT = 2               # bump to invalidate cached workspaces when the build changes
 
 INVESTIGATOR, APPROVER, ADMIN = "alice", "bob", "carol"
 
