@@ -91,7 +91,8 @@ class Plan:
     outputs: tuple[OutputSpec, ...]
     g: int                          # groups per unit after bounding (min(policy g, |domain|), 1 without GROUP BY)
     k: int                          # rows per unit and group
-    bounded_sql: str                # uses $salt; result: key columns + measure ids + __units
+    bounded_sql: str                # uses $salt; result: key columns + measure ids + __units (no rows when
+                                    # the plan has only quantiles and public keys: nothing reads it)
     quantile_sql: str | None        # uses $salt; see QuantileSpec
     post_sql: str | None            # over the DataFrame `released` (HAVING / ORDER BY / LIMIT)
     normalized: str                 # canonical form of the query after parameter binding (cache key)

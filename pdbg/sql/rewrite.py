@@ -141,6 +141,14 @@ def _cap_ctes(src: str, g: int) -> list[str]:
 def bounded_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: Builder, g: int,
                 unit: str) -> str:
     knames = [ident(k.name) for k in keys]
+    if not b.defs and all(k.domain is not None for k in keys):
+        # Quantiles only, public keys: release reads nothing from this result (no measures, no
+        # partition selection), so it reads no rows; quantile_sql does the work.
+        parts = public_ctes(policy, fq) + [base_cte(policy, fq, keys, [], unit)]
+        final = f"SELECT {', '.join([*knames, 'COUNT(*) AS __units'])} FROM __base WHERE FALSE AND $salt IS NOT NULL"
+        if keys:
+            final += f" GROUP BY {', '.join(knames)}"
+        return _with(parts) + "\n" + final
     inputs = [(d.measure.id, d.row_sql) for d in b.defs]
     parts = public_ctes(policy, fq) + [base_cte(policy, fq, keys, inputs, unit)]
     cap = needs_cap(keys, policy.max_groups_per_unit)
@@ -161,48 +169,60 @@ def bounded_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: Bu
     return _with(parts) + "\n" + final
 
 
+def _bin_type(n_bins: int) -> str:
+    return "UTINYINT" if n_bins <= 255 else "USMALLINT" if n_bins <= 65535 else "BIGINT"
+
+
 def quantile_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: Builder, g: int,
                  unit: str) -> str | None:
     """Per-group, per-candidate-bin row counts with at most k rows per (unit, group) and g groups per unit.
 
-    Rows are first counted per (unit, group, bin) — one hash aggregation, no window over
-    raw rows (a row_number() over every row made quantiles ~20x slower than plain DuckDB).
-    A unit with more than k rows in a group then keeps exactly k of them, allotted to its
-    bins in proportion to its counts by systematic allocation: walking its bins in a keyed
-    pseudo-random order with running total C, a bin keeps floor(C·k/T) − floor(C_prev·k/T)
-    rows (T the unit's total). Each bin keeps at most its own count, the kept rows sum to
-    k, so a unit still changes each of at most g groups' histograms by at most k rows.
+    One hash aggregation per (unit, group) collects the bins of the unit's rows as a list
+    per quantile column (``__l<i>``, small integers; no window over rows or cells). The
+    group cap keeps at most g of a unit's groups (as in ``bounded_sql``). A list of at most
+    k bins is kept whole; a longer one keeps exactly k of its T rows by systematic sampling
+    of the *sorted* list with a keyed offset o in [0, T): positions ⌊(o + j·T)/k⌋, j < k,
+    are k distinct rows (T > k), each row is kept with probability k/T, each bin keeps
+    ⌊·⌋ or ⌈·⌉ of its share c·k/T. The choice depends only on the unit's own values and
+    the salt (never on row order or other units), so a unit still changes each of at most
+    g groups' histograms by at most k rows.
     """
     if not b.quants:
         return None
     knames = [ident(k.name) for k in keys]
     inputs = [(f"__v{i}", q.value_sql) for i, q in enumerate(b.quants)]
     parts = public_ctes(policy, fq) + [base_cte(policy, fq, keys, inputs, unit)]
-    dom = _where(_domain_conds(keys))
-    branches = []
-    for i, q in enumerate(b.quants):
-        cond = f"__v{i} IS NOT NULL"
-        where = f"{dom} AND {cond}" if dom else f" WHERE {cond}"
-        branches.append(
-            f"SELECT __unit, {''.join(k + ', ' for k in knames)}'{q.spec.id}' AS __qid, "
-            f"{q.bin_sql.format(v=f'__v{i}')} AS __bin FROM __base{where}")
-    parts.append("__vals AS (" + " UNION ALL ".join(branches) + ")")
-    cell = ", ".join(["__unit", *knames, "__qid"])
-    parts.append(f"__cells AS (SELECT {cell}, __bin, COUNT(*) AS __c FROM __vals GROUP BY {cell}, __bin)")
-    parts.append(
-        f"__alloc AS (SELECT *, SUM(__c) OVER (PARTITION BY {cell} ORDER BY hash(__unit, $salt, __qid, __bin) "
-        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __cum, "
-        f"SUM(__c) OVER (PARTITION BY {cell}) AS __tot FROM __cells)")
     k = b.k
-    kept = (f"CASE WHEN __tot <= {k} THEN __c "
-            f"ELSE (__cum * {k}) // __tot - ((__cum - __c) * {k}) // __tot END")
-    src = f"(SELECT *, {kept} AS __n FROM __alloc)"
-    keep = ""
-    if needs_cap(keys, policy.max_groups_per_unit):
-        src = (f"(SELECT *, dense_rank() OVER (PARTITION BY __unit ORDER BY hash(__unit, $salt, {', '.join(knames)}), "
-               f"{', '.join(knames)}) AS __gr FROM {src})")
-        keep = f" WHERE __gr <= {g}"
-    parts.append(f"__kept AS (SELECT * FROM {src}{keep})")
-    cols = [*knames, "__qid", "__bin"]
-    return (_with(parts) + f"\nSELECT {', '.join([*cols, 'SUM(__n) AS __n'])} FROM __kept "
-            f"GROUP BY {', '.join(cols)} HAVING SUM(__n) > 0 ORDER BY {', '.join(cols)}")
+    cap = needs_cap(keys, policy.max_groups_per_unit)
+    one = len(b.quants) == 1
+    lists = []
+    for i, q in enumerate(b.quants):
+        bin_sql = f"CAST({q.bin_sql.format(v=f'__v{i}')} AS {_bin_type(len(q.spec.candidates) + 1)})"
+        lists.append(f"list({bin_sql})" + ("" if one else f" FILTER (WHERE __v{i} IS NOT NULL)") + f" AS __l{i}")
+    present = " OR ".join(f"__v{i} IS NOT NULL" for i in range(len(b.quants)))
+    conds = _domain_conds(keys) + [present if one else f"({present})"]
+    cols = ["__unit", *knames, *([_group_hash(knames)] if cap else []), *lists]
+    parts.append(f"__lists AS{' MATERIALIZED' if cap else ''} (SELECT {', '.join(cols)} FROM __base"
+                 f"{_where(conds)} GROUP BY {', '.join(['__unit', *knames])})")
+    source = "__lists"
+    if cap:
+        parts += _cap_ctes("__lists", g)
+        source = "__capped"
+    sort_cols, kept_cols = [], []
+    for i, q in enumerate(b.quants):
+        li, si, oi = f"__l{i}", f"__s{i}", f"__o{i}"
+        offset_hash = f"hash(__unit, $salt, {''.join(n + ', ' for n in knames)}'{q.spec.id}')"
+        sort_cols += [li, f"CASE WHEN len({li}) > {k} THEN list_sort({li}) END AS {si}",
+                      f"CAST({offset_hash} % CAST(len({li}) AS UBIGINT) AS BIGINT) AS {oi}"]
+        # Evaluated only when len > k (a NULL list, no value in the group, stays NULL); range(LEAST(len, k))
+        # is never a constant list, so a huge k is never materialised.
+        kept_cols.append(f"CASE WHEN len({li}) > {k} THEN list_transform(range(LEAST(len({si}), {k})), "
+                         f"lambda __j: {si}[1 + (__j * len({si}) + {oi}) // {k}]) ELSE {li} END AS __k{i}")
+    parts.append(f"__sorted AS (SELECT {', '.join([*knames, *sort_cols])} FROM {source})")
+    parts.append(f"__kept AS (SELECT {', '.join([*knames, *kept_cols])} FROM __sorted)")
+    branches = " UNION ALL ".join(
+        f"SELECT {''.join(n + ', ' for n in knames)}'{q.spec.id}' AS __qid, unnest(__k{i}) AS __b FROM __kept"
+        for i, q in enumerate(b.quants))
+    group = [*knames, "__qid"]
+    return (_with(parts) + f"\nSELECT {', '.join([*group, 'CAST(__b AS BIGINT) AS __bin', 'COUNT(*) AS __n'])} "
+            f"FROM ({branches}) GROUP BY {', '.join([*group, '__b'])} ORDER BY {', '.join([*group, '__bin'])}")

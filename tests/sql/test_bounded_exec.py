@@ -241,9 +241,10 @@ def test_group_cap_keeps_the_g_smallest_and_never_more_on_ties():
 
 
 def test_quantile_keeps_exactly_k_rows_per_unit_allotted_across_its_bins(policy):
-    """A unit with rows over several bins keeps exactly k of them (systematic allocation in a
-    keyed order): never more than k (the sensitivity), never more than a bin holds, and for
-    every salt the same total — the choice moves between bins, the count does not."""
+    """A unit with rows over several bins keeps exactly k of them (systematic sampling of its
+    sorted rows from a keyed offset): never more than k (the sensitivity), never more than a
+    bin holds, and for every salt the same total — the choice moves between bins, the count
+    does not. Here T = 6 rows, k = 3: the 900 row is kept for half of the offsets (k/T)."""
     rows = ([_row("h", "api", "eu-west", 200, 100.0, 10, minute=i) for i in range(5)]       # 5 rows, value 10
             + [_row("h", "api", "eu-west", 200, 100.0, 900, minute=10)]                      # 1 row, value 900
             + [_row("l", "api", "eu-west", 200, 100.0, 500, minute=20)])                     # light unit
@@ -267,6 +268,6 @@ def _bin_sql(plan) -> str:
     """The planner's bin expression for the plan's one quantile column, as a template over {v}."""
     import re
 
-    m = re.search(r"(LEAST\(GREATEST\(CAST\(floor\(\(__v0 .*?\) AS BIGINT\) \+ 1, 1\), \d+\)) AS __bin", plan.quantile_sql)
+    m = re.search(r"CAST\((LEAST\(GREATEST\(CAST\(floor\(\(__v0 .*?\) AS BIGINT\) \+ 1, 1\), \d+\)) AS UTINYINT\)", plan.quantile_sql)
     assert m, plan.quantile_sql
     return m.group(1).replace("__v0", "{v}")

@@ -52,7 +52,7 @@ def test_pair_answers(policy):
 
 
 def test_pair_answers_under_the_group_cap(policy):
-    """The capped fixture, over 20 salts: b (3 services, g = 2) always lands in exactly 2 of its
+    """The capped fixtures, over 20 salts: b (3 services, g = 2) always lands in exactly 2 of its
     groups, everything else is exact (a's 5 rows capped to k = 3, e's NULL latency not counted)."""
     con = make_db(ROWS)
     sec = _sections(Path(__file__).parent / "rewrites" / "count_by_service.sql")
@@ -65,3 +65,16 @@ def test_pair_answers_under_the_group_cap(policy):
         assert sum(r[2] for r in rows.values()) == (100 - 15000) * 1000 * 3 + 2 * (200 - 15000) * 1000 + (30000 - 15000) * 1000
         others = {"api": 1, "auth": 0, "checkout": 1}                          # units besides b: a ; - ; c
         assert sum(rows.get(s, (0, 0, 0, 0))[3] - o for s, o in others.items()) == 2   # b kept in exactly 2
+    sec = _sections(Path(__file__).parent / "rewrites" / "quantile_by_service.sql")
+    assert run(con, sec["bounded_sql"]) == []           # quantiles with public keys: nothing reads it
+    for salt in (f"s{i}" for i in range(20)):
+        got = run(con, sec["quantile_sql"], salt)
+        n = {}
+        for service, qid, b, c in got:
+            n[(service, qid, b)] = c
+        for qid in ("__q0", "__q1"):
+            assert sum(c for (_, q, _), c in n.items() if q == qid) == 3 + 2 + 1   # a 3 of 5, b in 2 groups, c
+        assert n[("api", "__q0", 101)] == 3 and n[("api", "__q1", 2)] == 3      # a: latency 100, bytes 10
+        assert n[("checkout", "__q0", 200)] == 1                                # c: 50000 clamped to 30000
+        assert sum(c for (s, q, b), c in n.items() if q == "__q0" and b == 113) == 2   # b's 200 ms, twice
+        assert not any(s == "search" for s, _, _ in n)                         # e has no values
