@@ -172,8 +172,9 @@ def output_type(policy: DatasetPolicy, column: str) -> str:
 # token took 2-4x longer than by an integer. Derived deterministically from the stored unit
 # value - the token's own leading 64 HMAC bits, or the leading 64 bits of SHA-256 for units
 # kept as they are - so it is stable across ingests, processes and DuckDB versions (DuckDB's
-# hash() is not promised to be). Two units that collide are merged into one, which can only
-# lower what each person contributes; the chance is ~n²/2^65 (3e-8 for a million users).
+# hash() is not promised to be). Two units that collide are bounded as one: each person still
+# contributes at most what one unit may, but the pair shares one unit's protection (2ε for
+# the two together). The chance is ~n²/2^65 (3e-8 for a million users).
 # Not a policy column: investigator SQL cannot name it (the checker refuses unknown columns).
 UNIT_COLUMN = "_pdbg_unit"
 
