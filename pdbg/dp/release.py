@@ -414,15 +414,23 @@ def _bins_by_group(plan, quantile_df, keys: list[tuple]) -> dict[tuple[str, tupl
     out = {(q.id, key): [0] * nb[q.id] for q in plan.quantiles for key in keys}
     if quantile_df is None or not len(quantile_df):
         return out
-    for rec in quantile_df.to_dict("records"):
-        key = tuple(_norm(rec[n]) for n in names)
-        qid = str(rec["__qid"])
+    # Column lists, not per-row dicts: a 6-group × 3-quantile query has thousands of bin rows.
+    key_cols = [quantile_df[n].tolist() for n in names]
+    qids = [str(q) for q in quantile_df["__qid"].tolist()]
+    bins, counts = quantile_df["__bin"].tolist(), quantile_df["__n"].tolist()
+    keys_seen: dict[tuple, tuple] = {}
+    for i, qid in enumerate(qids):
+        raw = tuple(col[i] for col in key_cols)
+        key = keys_seen.get(raw)
+        if key is None:
+            key = keys_seen.setdefault(raw, tuple(_norm(v) for v in raw))
         slot = out.get((qid, key))
         if slot is None:
             continue  # group not released (not selected, or outside a public domain)
-        b = _as_int(rec["__bin"])
+        b, n = bins[i], counts[i]
+        b = b if type(b) is int else _as_int(b)
         if 0 <= b < len(slot):
-            slot[b] += _as_int(rec["__n"])
+            slot[b] += n if type(n) is int else _as_int(n)
     return out
 
 
