@@ -67,3 +67,24 @@ def open_granted_case():
         return case
 
     return make
+
+
+@pytest.fixture
+def registry_ws(tmp_path):
+    """``registry_ws(version, *sql)``: a bare workspace whose data.duckdb holds only a registry row
+    ('t', version) plus whatever ``sql`` creates — enough for the engine and the reader pool."""
+    import duckdb
+
+    from pdbg.policy.workspace import create_layout
+
+    def make(version: int = 1, *sql: str):
+        ws = create_layout(tmp_path / "ws", audit_mirror=tmp_path / "mirror")
+        con = duckdb.connect(str(ws.data_path))
+        con.execute("CREATE TABLE _pdbg_datasets (name VARCHAR PRIMARY KEY, data_version BIGINT)")
+        con.execute("INSERT INTO _pdbg_datasets VALUES ('t', ?)", [version])
+        for stmt in sql:
+            con.execute(stmt)
+        con.close()
+        return ws
+
+    return make

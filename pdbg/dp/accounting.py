@@ -216,23 +216,9 @@ def _cks_epsilon_to_rho(epsilon: float, delta: float) -> float:
 
     def g(t: float) -> float:
         a = 1 + math.exp(t)
-        c = log_inv_delta + (a - 1) * math.log1p(-1 / a) - math.log(a)
-        return (epsilon - c / (a - 1)) / a
+        return (epsilon - _cks_c(a, log_inv_delta) / (a - 1)) / a
 
-    lo, hi = math.log(1e-6), math.log(1e7)
-    phi = (math.sqrt(5) - 1) / 2
-    x1, x2 = hi - phi * (hi - lo), lo + phi * (hi - lo)
-    f1, f2 = g(x1), g(x2)
-    for _ in range(120):
-        if f1 < f2:
-            lo, x1, f1 = x1, x2, f2
-            x2 = lo + phi * (hi - lo)
-            f2 = g(x2)
-        else:
-            hi, x2, f2 = x2, x1, f1
-            x1 = hi - phi * (hi - lo)
-            f1 = g(x1)
-    return max(0.0, f1, f2)
+    return max(0.0, _golden_max(g))
 
 
 def _cks_rho_to_epsilon(rho: float, delta: float) -> float:
@@ -240,25 +226,33 @@ def _cks_rho_to_epsilon(rho: float, delta: float) -> float:
     by golden-section search over ln(α−1). Only a proposal: OpenDP certifies it."""
     log_inv_delta = math.log(1 / delta)
 
-    def f(t: float) -> float:
+    def neg_f(t: float) -> float:
         a = 1 + math.exp(t)
-        c = log_inv_delta + (a - 1) * math.log1p(-1 / a) - math.log(a)
-        return a * rho + c / (a - 1)
+        return -(a * rho + _cks_c(a, log_inv_delta) / (a - 1))
 
-    lo, hi = math.log(1e-6), math.log(1e7)
+    return max(0.0, -_golden_max(neg_f))
+
+
+def _cks_c(a: float, log_inv_delta: float) -> float:
+    """c(α) = ln(1/δ) + (α−1)·ln(1−1/α) − ln α of the CKS conversion."""
+    return log_inv_delta + (a - 1) * math.log1p(-1 / a) - math.log(a)
+
+
+def _golden_max(h, lo: float = math.log(1e-6), hi: float = math.log(1e7), steps: int = 120) -> float:
+    """The maximum of a unimodal ``h`` over t = ln(α−1) in [lo, hi] (golden-section search)."""
     phi = (math.sqrt(5) - 1) / 2
     x1, x2 = hi - phi * (hi - lo), lo + phi * (hi - lo)
-    f1, f2 = f(x1), f(x2)
-    for _ in range(90):
-        if f1 > f2:
+    f1, f2 = h(x1), h(x2)
+    for _ in range(steps):
+        if f1 < f2:
             lo, x1, f1 = x1, x2, f2
             x2 = lo + phi * (hi - lo)
-            f2 = f(x2)
+            f2 = h(x2)
         else:
             hi, x2, f2 = x2, x1, f1
             x1 = hi - phi * (hi - lo)
-            f1 = f(x1)
-    return max(0.0, min(f1, f2))
+            f1 = h(x1)
+    return max(f1, f2)
 
 
 def epsilon_to_rho(epsilon: float, delta: float) -> float:

@@ -7,20 +7,14 @@ import pytest
 
 from pdbg.engine.duckdb import DuckDBEngine, QueryTimeout
 from pdbg.errors import EngineError
-from pdbg.policy.workspace import create_layout
 from pdbg.sql.plan import Plan
 
 SECRET_VALUE = "alice@example.com"
 
 
 @pytest.fixture
-def ws(tmp_path):
-    ws = create_layout(tmp_path / "ws", audit_mirror=tmp_path / "mirror")
-    con = duckdb.connect(str(ws.data_path))
-    con.execute("CREATE TABLE _pdbg_datasets (name VARCHAR PRIMARY KEY, data_version BIGINT)")
-    con.execute("INSERT INTO _pdbg_datasets VALUES ('t', 7)")
-    con.execute(f"CREATE TABLE t AS SELECT range AS i, '{SECRET_VALUE}' AS s FROM range(1000)")
-    con.close()
+def ws(tmp_path, registry_ws):
+    ws = registry_ws(7, f"CREATE TABLE t AS SELECT range AS i, '{SECRET_VALUE}' AS s FROM range(1000)")
     (tmp_path / "outside.csv").write_text("a\n1\n")
     return ws
 

@@ -19,17 +19,11 @@ from pdbg.engine.duckdb import DuckDBEngine
 from pdbg.errors import IngestError
 from pdbg.ingest import datasets
 from pdbg.ingest.readers import MARKER_SUFFIX, POOL
-from pdbg.policy.workspace import create_layout
 
 
 @pytest.fixture
-def ws(tmp_path):
-    ws = create_layout(tmp_path / "ws", audit_mirror=tmp_path / "mirror")
-    con = duckdb.connect(str(ws.data_path))
-    con.execute("CREATE TABLE _pdbg_datasets (name VARCHAR PRIMARY KEY, data_version BIGINT)")
-    con.execute("INSERT INTO _pdbg_datasets VALUES ('t', 1)")
-    con.close()
-    return ws
+def ws(registry_ws):
+    return registry_ws(1)
 
 
 def _marker(ws):
