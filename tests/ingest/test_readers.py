@@ -12,7 +12,6 @@ import textwrap
 import threading
 import time
 
-import duckdb
 import pytest
 
 from pdbg.engine.duckdb import DuckDBEngine
