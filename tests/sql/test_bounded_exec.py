@@ -182,7 +182,6 @@ def test_quantile_rows_capped_per_unit(con, policy):
         assert 0 <= b <= len(q.candidates)
     assert per_region == {"eu-west": 3 + 1, "us-east": 3 + 1}        # a capped 5→3, e NULL skipped
     # bins agree with the candidates: 30000 (clamped c) falls in the last bin, 100 between its candidates
-    bins = {n: b for _, _, b, n in rows}
     c = q.candidates
     b100 = next(b for r, _, b, n in rows if r == "eu-west" and n == 3)
     assert c[b100 - 1] <= 100 < c[b100]
