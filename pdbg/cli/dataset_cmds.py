@@ -87,10 +87,18 @@ def register(cli: click.Group) -> None:
         """Validate POLICY (YAML) and register its dataset, creating the empty table."""
         from pdbg.governance.admin import add_dataset
 
-        info, outcome = add_dataset(_ws(workspace), policy, _actor(acting), replace=replace)
-        d = {**info.to_dict(), "outcome": outcome}
+        from pdbg.dp.accounting import selection_queries_allowed
+        from pdbg.ingest.datasets import get_policy
+
+        ws = _ws(workspace)
+        info, outcome = add_dataset(ws, policy, _actor(acting), replace=replace)
+        pol = get_policy(ws, info.name)
+        n_sel = selection_queries_allowed(pol.accounting, pol.epsilon.dataset_cap, pol.delta, pol.partition_delta)
+        d = {**info.to_dict(), "outcome": outcome, "selection_queries_allowed": n_sel}
         _emit(d, as_json, f"dataset {info.name} {outcome}: table {info.table_name}, "
-                          f"policy {info.policy_hash[:12]}, key {info.key_id}, data version {info.data_version}")
+                          f"policy {info.policy_hash[:12]}, key {info.key_id}, data version {info.data_version}\n"
+                          f"partition selection: δ={pol.partition_delta:g} per query on a private key; the "
+                          f"dataset's δ pays for {n_sel:,} such queries over its lifetime (and per grant)")
 
     @dataset_group.command("list")
     @click.argument("workspace", type=click.Path(file_okay=False))

@@ -358,6 +358,14 @@ def capacity(accounting: Accounting, epsilon: float, delta: float) -> Capacity:
     return Capacity("pure", to_units(epsilon, "down"), to_units(delta, "down"), 0.0)
 
 
+def selection_queries_allowed(accounting: Accounting, epsilon: float, delta: float, partition_delta: float) -> int:
+    """How many private-key (partition-selection) queries the δ capacity of an account of
+    (ε, δ) pays for, at ``partition_delta`` each. Data owners see it when they add a dataset:
+    the dataset cap's δ is one grant's δ, so it also bounds such queries over the dataset's life."""
+    per_query = to_units(partition_delta)
+    return capacity(accounting, epsilon, delta).delta_units // per_query if per_query else 0
+
+
 def units_to_epsilon(accounting: Accounting, privacy_units: int, conversion_delta: float) -> float:
     """Display ε for an amount of privacy units (ρ converted at the conversion δ for zCDP)."""
     if accounting == "zcdp":
@@ -388,6 +396,7 @@ __all__ = [
     "from_units",
     "query_cost",
     "rho_to_epsilon",
+    "selection_queries_allowed",
     "to_units",
     "units_to_epsilon",
 ]

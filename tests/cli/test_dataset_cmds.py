@@ -28,6 +28,11 @@ def run(capsys, *argv):
 def test_add_list_ingest_json(ws, tmp_path, capsys):
     code, out, _ = run(capsys, "dataset", "add", str(ws.root), str(POLICY), "--json")
     assert code == 0 and json.loads(out)["outcome"] == "created"
+    from pdbg.policy.model import load_policy
+
+    pol = load_policy(POLICY)
+    half = pol.delta / 2 if pol.accounting == "zcdp" else pol.delta     # zCDP keeps half for the conversion
+    assert json.loads(out)["selection_queries_allowed"] == int(round(half / pol.partition_delta))
     f = tmp_path / "in.jsonl"
     f.write_text(json.dumps({"user_id": "u1", "ts": "2024-01-01T00:00:00Z", "message": "mail a@b.com",
                              "client_ip": "1.2.3.4", "extra": 1}) + "\n")
