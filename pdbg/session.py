@@ -12,6 +12,7 @@ is committed. A refusal at any step releases the reservation and is itself audit
 from __future__ import annotations
 
 import math
+import threading
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -378,6 +379,7 @@ _PLANS: dict[tuple, object] = {}
 _TABLES: dict[str, frozenset] = {}
 _UNIT_COLUMNS: dict[tuple, str] = {}
 _PLAN_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
 
 
 def _params_key(params: dict | None) -> tuple | None:
@@ -388,9 +390,10 @@ def _params_key(params: dict | None) -> tuple | None:
 
 
 def _remember(cache: dict, key, value):
-    if len(cache) >= _PLAN_CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = value
+    with _CACHE_LOCK:   # the broker plans in many threads
+        while len(cache) >= _PLAN_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = value
     return value
 
 
@@ -463,6 +466,8 @@ def _df_from_payload(payload: str):
     doc = json.loads(payload)
     fields = doc["schema"]["fields"]
     data = doc["data"]
+    if len({str(f["name"]) for f in fields}) != len(fields):
+        return pd.read_json(io.StringIO(payload), orient="table", precise_float=True)
     cols = {}
     for f in fields:
         name, kind, ext = f["name"], f.get("type"), f.get("extDtype")
@@ -475,7 +480,5 @@ def _df_from_payload(payload: str):
             return pd.read_json(io.StringIO(payload), orient="table", precise_float=True)
         if dtype == "float64":
             values = [float("nan") if v is None else v for v in values]
-        cols[name] = pd.Series(values, dtype=dtype if values else dtype)
-    if len({str(f["name"]) for f in fields}) != len(fields):
-        return pd.read_json(io.StringIO(payload), orient="table", precise_float=True)
+        cols[name] = pd.Series(values, dtype=dtype)
     return pd.DataFrame(cols, columns=[f["name"] for f in fields])
