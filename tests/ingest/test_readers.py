@@ -140,3 +140,21 @@ def test_waiting_writer_marker_stops_reuse(ws):
         _marker(ws).unlink()
     eng.data_version("t")
     assert key in POOL._instances
+
+
+def test_a_dead_writers_marker_is_ignored_once_stale(ws):
+    """A writer killed while waiting must not leave every reader on slow private instances."""
+    import os
+
+    from pdbg.ingest.readers import MARKER_STALE_S
+
+    eng = DuckDBEngine(ws)
+    key = str(ws.data_path.resolve())
+    _marker(ws).write_text("1\n")
+    old = time.time() - MARKER_STALE_S - 1
+    os.utime(_marker(ws), (old, old))
+    try:
+        eng.data_version("t")
+        assert key in POOL._instances           # stale: shared instance reused as usual
+    finally:
+        _marker(ws).unlink()
