@@ -1,6 +1,6 @@
 """DuckDB backend on a read-only, locked-down connection (REFERENCE.md: DuckDB lock-down).
 
-Each query opens the data file read-only with external access disabled,
+The data file is opened read-only with external access disabled,
 extension auto-install/auto-load off and the configuration locked, so even a
 checker bug cannot read other files, attach databases, or switch the locks off.
 Each query takes its own cursor on the process's shared read-only instance, which
@@ -18,12 +18,11 @@ from contextlib import contextmanager
 
 from pdbg.engine.base import ExactResult
 from pdbg.errors import EngineError, WorkspaceError
-from pdbg.ingest.readers import POOL, READER_CONFIG
+from pdbg.ingest.readers import POOL
 from pdbg.policy.workspace import Workspace
 from pdbg.sql.plan import Plan
 
 DEFAULT_TIMEOUT_S = 60.0
-LOCKED_CONFIG = READER_CONFIG   # one configuration for every reader in a process
 
 
 class QueryTimeout(EngineError):
@@ -72,8 +71,8 @@ class DuckDBEngine:
     def execute(self, plan: Plan, salt: str, con=None) -> ExactResult:
         """Run the plan's bounded SQL (and quantile SQL) and read the data version in one snapshot.
 
-        ``con`` lets the session reuse the connection it planned with (opening the file
-        costs ~10-20 ms); without it one is opened and closed here.
+        ``con`` lets the session plan, execute and post-process on one cursor (one
+        transaction's view of the registry and data); without it a cursor is taken here.
         """
         if con is None:
             with self.connect() as own:
