@@ -126,13 +126,15 @@ def init_workspace(path: str | os.PathLike, audit_mirror: str | os.PathLike | No
     Refuses to touch an existing or non-empty directory (``create_layout`` checks).
     The actor is the OS user: whoever can create the directory owns the data in it.
     """
-    import duckdb
-
     from pdbg.governance.principals import os_actor
+    from pdbg.ingest.readers import open_writer
 
     ws = create_layout(path, audit_mirror=audit_mirror)
     ensure_governance_schema(ws)
-    duckdb.connect(str(ws.data_path)).close()
+    # Through the writer path: it first drops any reader instance this process still holds for
+    # the same path (a workspace deleted and re-created in one process).
+    open_writer(ws.data_path, {"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+                wait_s=0).close()
     AuditLog(ws).append(
         os_actor(),
         "workspace.init",

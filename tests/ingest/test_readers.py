@@ -158,3 +158,20 @@ def test_a_dead_writers_marker_is_ignored_once_stale(ws):
         assert key in POOL._instances           # stale: shared instance reused as usual
     finally:
         _marker(ws).unlink()
+
+
+def test_workspace_recreated_at_the_same_path_in_one_process(ws, tmp_path, monkeypatch):
+    """A notebook that queried a workspace, then deletes and re-creates it, must not trip over
+    the reader instance it still holds for that path."""
+    import shutil
+
+    from pdbg.governance.init import init_workspace
+    from pdbg.policy.workspace import MIRROR_ENV
+
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    DuckDBEngine(ws).data_version("t")
+    assert str(ws.data_path.resolve()) in POOL._instances
+    shutil.rmtree(ws.root)
+    shutil.rmtree(tmp_path / "mirror", ignore_errors=True)
+    again = init_workspace(ws.root, audit_mirror=tmp_path / "mirror2")
+    assert again.data_path.exists()
