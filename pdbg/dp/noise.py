@@ -79,7 +79,12 @@ def _opendp_sample(op: str, scale: float, values: list[int]) -> list[int]:
     ops. This is the single function tests replace (monkeypatch) to make noise
     deterministic; nothing in production can replace or bypass it.
     """
-    out = _measurement(op, scale)(values)
+    import numpy as np
+
+    # A typed array crosses into OpenDP without a Python-level check per element (values are
+    # validated by the callers: 64-bit, and non-negative for the argmin scores).
+    arr = np.asarray(values, dtype=np.int64 if op in ("gaussian", "laplace") else np.uint64)
+    out = _measurement(op, scale)(arr)
     if op in ("gaussian", "laplace"):
         return [int(v) for v in out]
     return [int(out)]
