@@ -308,6 +308,10 @@ def _groups(plan, exact_df, split: BudgetSplit, policy, notes: list[str]) -> tup
 
 
 def _sort_keys(plan, keys: list[tuple]) -> list[tuple]:
+    """Released groups in key order, NULLs last (DuckDB's default ORDER BY), never in data order.
+
+    Queries without HAVING/ORDER BY/LIMIT are returned in exactly this order (no post-processing).
+    """
     import pandas as pd
 
     if not plan.keys or not keys:
@@ -316,10 +320,10 @@ def _sort_keys(plan, keys: list[tuple]) -> list[tuple]:
     kdf = pd.DataFrame(keys, columns=names)
     kdf["__i"] = range(len(keys))
     try:
-        kdf = kdf.sort_values(names, na_position="first", kind="mergesort")
+        kdf = kdf.sort_values(names, na_position="last", kind="mergesort")
         order = list(kdf["__i"])
     except TypeError:  # mixed types in a key column: sort by (type name, text)
-        order = sorted(range(len(keys)), key=lambda i: tuple((type(v).__name__, str(v)) for v in keys[i]))
+        order = sorted(range(len(keys)), key=lambda i: tuple((v is None, type(v).__name__, str(v)) for v in keys[i]))
     return [keys[i] for i in order]
 
 

@@ -48,6 +48,19 @@ def test_release_has_values_cis_cost_and_audit(demo_ws, fresh_case):
     assert recs[0]["charged"] is True and recs[0]["sql"] == COUNT_BY_SERVICE
 
 
+def test_unordered_answer_comes_in_duckdb_key_order_nulls_last(demo_ws, fresh_case):
+    # No HAVING/ORDER BY/LIMIT: no post-processing pass runs, so release's own sort must give
+    # what ORDER BY <keys> gives in DuckDB, including where the NULL group goes.
+    s = pdbg.connect(str(demo_ws.ws.root), user=INVESTIGATOR, case=fresh_case())
+    q = ("SELECT CASE WHEN latency_ms < 100 THEN 'fast' WHEN latency_ms < 1000 THEN 'ok' END AS band, "
+         "COUNT(*) AS n FROM requests GROUP BY band")
+    plain = s.sql(q, epsilon=0.1)
+    ordered = s.sql(q + " ORDER BY band", epsilon=0.1)
+    bands = plain.df["band"]
+    assert list(bands[:2]) == ["fast", "ok"] and bands.isna().tolist() == [False, False, True]
+    assert ordered.df["band"].equals(bands)
+
+
 def test_cache_replays_identically_at_zero_cost(demo_ws, fresh_case):
     s = pdbg.connect(str(demo_ws.ws.root), user=INVESTIGATOR, case=fresh_case())
     first = s.sql(COUNT_BY_SERVICE, epsilon=0.2)
