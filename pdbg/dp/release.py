@@ -311,20 +311,24 @@ def _sort_keys(plan, keys: list[tuple]) -> list[tuple]:
     """Released groups in key order, NULLs last (DuckDB's default ORDER BY), never in data order.
 
     Queries without HAVING/ORDER BY/LIMIT are returned in exactly this order (no post-processing).
+    A plain stable sort: a pandas sort cost ~1.5 ms per release for a handful of groups.
     """
-    import pandas as pd
-
     if not plan.keys or not keys:
         return keys
-    names = [k.name for k in plan.keys]
-    kdf = pd.DataFrame(keys, columns=names)
-    kdf["__i"] = range(len(keys))
     try:
-        kdf = kdf.sort_values(names, na_position="last", kind="mergesort")
-        order = list(kdf["__i"])
+        return sorted(keys, key=lambda key: tuple((True, 0) if _is_null(v) else (False, v) for v in key))
     except TypeError:  # mixed types in a key column: sort by (type name, text)
-        order = sorted(range(len(keys)), key=lambda i: tuple((v is None, type(v).__name__, str(v)) for v in keys[i]))
-    return [keys[i] for i in order]
+        return sorted(keys, key=lambda key: tuple((_is_null(v), type(v).__name__, str(v)) for v in key))
+
+
+def _is_null(v) -> bool:
+    """SQL NULL as it reaches Python from DuckDB/pandas: None, NaN, NaT or pandas.NA."""
+    if v is None:
+        return True
+    try:
+        return bool(v != v)          # NaN, NaT; pandas.NA raises TypeError on bool()
+    except TypeError:
+        return True
 
 
 def _bounds(o, default: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float]:

@@ -8,6 +8,8 @@ from fractions import Fraction
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pdbg.dp import release as R
 from pdbg.dp.accounting import epsilon_to_rho, to_units
@@ -200,3 +202,24 @@ def test_time_keys_match_engine_timestamps(noise):
     df = R.release(p, exact, None, 0.5, policy()).df
     assert len(df) == 12 and list(df["m"]) == sorted(df["m"])
     assert df["n"].tolist() == [0, 9, 0, 7] + [0] * 8
+
+
+_KEY = st.one_of(st.none(), st.integers(-3, 3))
+_NAME = st.one_of(st.none(), st.sampled_from(["", "a", "B", "b", "é", "zz"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_KEY, _NAME), min_size=1, max_size=12))
+def test_group_order_is_duckdbs_order_by_keys(keys):
+    # Answers without ORDER BY skip post-processing, so this sort *is* their order.
+    import duckdb
+
+    class P:
+        keys = ("k", "name")
+
+    got = R._sort_keys(P, list(keys))
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, k INTEGER, name VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, *key) for i, key in enumerate(keys)])
+    want = con.execute("SELECT k, name FROM t ORDER BY k, name, i").fetchall()
+    assert got == want
