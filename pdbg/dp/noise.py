@@ -12,6 +12,8 @@ Why this module exists (DESIGN.md §2, invariant 8):
   outside this module (a test checks it).
 * Building an OpenDP measurement costs milliseconds, so measurements are cached per
   (operation, scale) and the per-query noise step stays a few milliseconds.
+* Vectors of 512 or more integers are drawn in chunks on a small thread pool (same
+  measurement, one independent draw per element; OpenDP's calls release the GIL).
 
 Operations (``op``):
 
@@ -24,6 +26,9 @@ Operations (``op``):
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Literal, Sequence
 
@@ -72,6 +77,27 @@ def _measurement(op: str, scale: float):
     return dpm.make_noisy_max(domain, dpmet.linf_distance(T="u64"), measure, scale=scale, negate=True)
 
 
+# Long noise vectors (e.g. the value-CI histograms of a quantile query, 200 bins per group) are
+# split across threads: OpenDP's exact samplers take ~10 µs per integer, and its ctypes calls
+# release the GIL, so the cores DuckDB used a moment ago draw in parallel. Each element still
+# gets one independent draw from the same measurement: the distribution is unchanged.
+_CHUNK_MIN = 256
+_pool_state: dict[str, object] = {}
+_pool_lock = threading.Lock()
+
+
+def _pool() -> tuple[ThreadPoolExecutor | None, int]:
+    """A small per-process thread pool and its size (re-created after fork: a child inherits no threads)."""
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2:
+        return None, 1
+    with _pool_lock:
+        if _pool_state.get("pid") != os.getpid():
+            _pool_state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pdbg-noise")
+            _pool_state["pid"] = os.getpid()
+        return _pool_state["pool"], workers  # type: ignore[return-value]
+
+
 def _opendp_sample(op: str, scale: float, values: list[int]) -> list[int]:
     """THE draw: run the cached OpenDP measurement for ``op`` on ``values``.
 
@@ -84,10 +110,18 @@ def _opendp_sample(op: str, scale: float, values: list[int]) -> list[int]:
     # A typed array crosses into OpenDP without a Python-level check per element (values are
     # validated by the callers: 64-bit, and non-negative for the argmin scores).
     arr = np.asarray(values, dtype=np.int64 if op in ("gaussian", "laplace") else np.uint64)
-    out = _measurement(op, scale)(arr)
-    if op in ("gaussian", "laplace"):
-        return [int(v) for v in out]
-    return [int(out)]
+    meas = _measurement(op, scale)
+    if op not in ("gaussian", "laplace"):
+        return [int(meas(arr))]
+    pool, workers = _pool() if len(arr) >= 2 * _CHUNK_MIN else (None, 1)
+    if pool is None:
+        return [int(v) for v in meas(arr)]
+    n_chunks = min(workers, len(arr) // _CHUNK_MIN)
+    parts = list(pool.map(meas, np.array_split(arr, n_chunks)))
+    out = [int(v) for part in parts for v in part]
+    if len(out) != len(arr):
+        raise RuntimeError("noise sampler returned a vector of the wrong length")
+    return out
 
 
 def add_noise(values: Sequence[int], kind: NoiseKind, scale: float) -> list[int]:

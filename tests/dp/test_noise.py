@@ -38,6 +38,35 @@ def test_noise_is_added_to_large_integers():
     assert abs(out[0] - 10**12) < 50 and abs(out[1] + 10**12) < 50
 
 
+def test_long_vectors_drawn_in_parallel_keep_every_element_in_place():
+    # vectors of >= 512 integers are split across threads; each element must stay where it was
+    vals = [i * 1_000_000 for i in range(3001)]
+    out = noise.add_noise(vals, "gaussian", 5.0)
+    assert len(out) == len(vals) and all(abs(o - v) < 100 for o, v in zip(out, vals))
+    assert sum(o != v for o, v in zip(out, vals)) > 2500          # noise was added, not skipped
+
+
+def _draw_in_child(q):
+    q.put(len(noise.add_noise([0] * 2000, "laplace", 3.0)))
+
+
+def test_a_forked_child_draws_long_vectors():
+    # the parent's pool threads do not exist in a forked child: it must build its own, not hang
+    import multiprocessing
+
+    noise.add_noise([0] * 2000, "gaussian", 3.0)       # the parent's pool exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    child = ctx.Process(target=_draw_in_child, args=(q,))
+    child.start()
+    try:
+        child.join(30)
+        assert child.exitcode == 0 and q.get(timeout=1) == 2000
+    finally:
+        if child.is_alive():
+            child.kill()
+
+
 def test_measurements_are_cached_and_maps_match_formulas():
     assert noise.measurement("gaussian", 3.0) is noise.measurement("gaussian", 3.0)
     for c, g, rho in [(1, 1, 0.01), (10, 4, 0.2), (1000, 3, 0.05)]:
