@@ -154,8 +154,8 @@ def _ledger(ws: Workspace):
 def _open_accounts(ws: Workspace, grant_id: str, policy, epsilon: float) -> None:
     """Open ``grant:<id>`` and make sure ``dataset:<name>`` exists with the policy's cap.
 
-    An existing cap account is left as it is: the ledger treats budgets as
-    immutable once opened (a changed ``dataset_cap`` needs a ledger-side migration).
+    The grant's terms are immutable; the dataset cap account follows the current policy
+    (:func:`follow_dataset_cap`), so a cap changed before this fix is corrected here too.
     """
     with _ledger(ws) as ledger:
         ledger.open_account(f"grant:{grant_id}", accounting=policy.accounting, epsilon=epsilon, delta=policy.delta)
@@ -163,6 +163,20 @@ def _open_accounts(ws: Workspace, grant_id: str, policy, epsilon: float) -> None
         if not ledger.has_account(cap_id):
             ledger.open_account(cap_id, accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
                                 delta=policy.delta)
+        else:
+            ledger.retarget(cap_id, accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
+                            delta=policy.delta)
+
+
+def follow_dataset_cap(ws: Workspace, policy, *, check_only: bool = False) -> dict | None:
+    """Make ``dataset:<name>`` carry ``policy``'s lifetime cap; returns the old terms if they changed.
+
+    Called when a policy is (re)registered. ``check_only`` raises the refusal a change would
+    meet (a query in flight; a new accounting after spending) without changing anything.
+    """
+    with _ledger(ws) as ledger:
+        return ledger.retarget(f"dataset:{policy.dataset}", accounting=policy.accounting,
+                               epsilon=policy.epsilon.dataset_cap, delta=policy.delta, check_only=check_only)
 
 
 # -- validation helpers ----------------------------------------------------------

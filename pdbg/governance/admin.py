@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pdbg.errors import AuditError
+from pdbg.errors import AuditError, PdbgError, PolicyError
+from pdbg.governance.access import follow_dataset_cap
 from pdbg.governance.principals import check
 from pdbg.ingest import datasets
 from pdbg.ingest import load as ingest_load
@@ -33,6 +34,9 @@ def add_dataset(ws: Workspace, policy_path: str | Path, actor: str, *, replace: 
     """Validate and register a policy; audit ``dataset.add`` unless nothing changed."""
     policy = load_policy(policy_path)
     check(ws, actor, "dataset.add", f"dataset {policy.dataset}", audit_refusal=True)
+    # A changed lifetime cap must reach the ledger, or a lowered cap goes unenforced. Refusals
+    # (accounting changed after spending, a query in flight) come before anything changes.
+    follow_dataset_cap(ws, policy, check_only=True)
     info, outcome = datasets.register(ws, policy, replace=replace)
     if outcome != "unchanged":
         _audit(
@@ -40,6 +44,20 @@ def add_dataset(ws: Workspace, policy_path: str | Path, actor: str, *, replace: 
             f"dataset {info.name} was {outcome} (data version {info.data_version})",
             dataset=info.name, table=info.table, policy_hash=info.policy_hash, key_id=info.key_id,
             outcome=outcome, data_version=info.data_version,
+        )
+    try:
+        old = follow_dataset_cap(ws, policy)
+    except PdbgError as err:   # lost a race with a query that started after the check
+        raise PolicyError(
+            f"dataset {info.name} was {outcome}, but its lifetime budget cap could not follow: {err.message}",
+            "Run the same `pdbg dataset add --replace` again in a moment; it only updates the cap.",
+        ) from None
+    if old is not None:
+        _audit(
+            ws, actor, "budget.cap",
+            f"the lifetime budget cap of dataset {info.name} changed",
+            dataset=info.name, account=f"dataset:{info.name}", accounting=policy.accounting,
+            epsilon=policy.epsilon.dataset_cap, delta=policy.delta, previous=old,
         )
     return info, outcome
 

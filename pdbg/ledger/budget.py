@@ -207,6 +207,51 @@ class Ledger(StateStore):
                 ),
             )
 
+    def retarget(self, account_id: str, *, accounting: Accounting, epsilon: float, delta: float,
+                 check_only: bool = False) -> dict | None:
+        """Give a dataset cap account new terms (its policy changed); returns the old terms, or None.
+
+        Grants stay immutable (:meth:`open_account`); a dataset's lifetime cap is the policy's
+        and must follow it, or a lowered ``dataset_cap`` would go unenforced. What was spent
+        stays spent, in the same units (ρ under zcdp does not depend on δ): a cap lowered
+        below the spend leaves nothing to spend (the stored cap is then the committed spend,
+        as the CHECK constraints require).
+
+        Refused with :class:`PolicyError` (nothing changes): a query in flight on the account
+        (its cost was checked against the old cap), and a change of accounting once anything
+        was spent (ρ and ε units do not convert without loss). ``check_only`` runs the checks
+        and changes nothing, so a caller can refuse before it changes anything else.
+        """
+        with write_tx(self.conn) as c:
+            row = c.execute("SELECT * FROM budget_accounts WHERE account_id = ?", (account_id,)).fetchone()
+            if row is None:
+                return None
+            old = {"accounting": row["accounting"], "epsilon": row["epsilon"], "delta": row["delta"]}
+            if {"accounting": accounting, "epsilon": float(epsilon), "delta": float(delta)} == old:
+                return None
+            if row["reserved_units"] or row["delta_reserved_units"]:
+                raise PolicyError(
+                    f"budget account {account_id!r} has a query in flight; its cap cannot change now",
+                    "Retry in a moment. If no query is running, a crashed one holds the budget: "
+                    "any `pdbg.connect` on the workspace recovers it.",
+                )
+            if accounting != row["accounting"] and (row["committed_units"] or row["delta_committed_units"]):
+                raise PolicyError(
+                    f"budget account {account_id!r} has spent {row['accounting']} budget; "
+                    f"its accounting cannot change to {accounting}",
+                    "Keep the dataset's accounting, or register the data as a new dataset under the new policy.",
+                )
+            if check_only:
+                return old
+            cap = capacity(accounting, epsilon, delta)
+            c.execute(
+                "UPDATE budget_accounts SET accounting = ?, epsilon = ?, delta = ?, cap_privacy_units = ?, "
+                "cap_delta_units = ?, conversion_delta = ? WHERE account_id = ?",
+                (accounting, float(epsilon), float(delta), max(cap.privacy_units, row["committed_units"]),
+                 max(cap.delta_units, row["delta_committed_units"]), cap.conversion_delta, account_id),
+            )
+            return old
+
     def has_account(self, account_id: str) -> bool:
         row = self.conn.execute("SELECT 1 FROM budget_accounts WHERE account_id = ?", (account_id,)).fetchone()
         return row is not None

@@ -175,3 +175,50 @@ def test_a_reservation_carries_the_audit_contract(ledger):
         "cost_units": {"privacy": to_units(0.2), "delta": to_units(1e-8)},
     }
     assert (res.privacy_units, res.delta_units) == (to_units(0.2), to_units(1e-8))
+
+
+def test_dataset_cap_follows_a_lowered_policy_cap_and_keeps_what_was_spent(ledger):
+    ledger.open_account("dataset:d", accounting="pure", epsilon=10.0, delta=1e-6)
+    ledger.commit(ledger.reserve(["dataset:d"], pure(3.0), holder="h"))
+    assert ledger.retarget("dataset:d", accounting="pure", epsilon=10.0, delta=1e-6) is None   # same terms
+    old = ledger.retarget("dataset:d", accounting="pure", epsilon=5.0, delta=1e-6)
+    assert old == {"accounting": "pure", "epsilon": 10.0, "delta": 1e-6}
+    b = ledger.balance("dataset:d")
+    assert (b.granted_epsilon, b.spent_epsilon, b.remaining_epsilon) == (5.0, 3.0, 2.0)
+    with pytest.raises(BudgetExceeded):
+        ledger.reserve(["dataset:d"], pure(2.5), holder="h")
+    # below what was spent: nothing left, the spend stays on the books
+    ledger.retarget("dataset:d", accounting="pure", epsilon=1.0, delta=1e-6)
+    b = ledger.balance("dataset:d")
+    assert (b.granted_epsilon, b.spent_epsilon, b.remaining_units) == (1.0, 3.0, 0)
+    with pytest.raises(BudgetExceeded):
+        ledger.reserve(["dataset:d"], pure(0.01), holder="h")
+    # raised again: the room above the spend comes back, exactly
+    ledger.retarget("dataset:d", accounting="pure", epsilon=4.0, delta=1e-6)
+    assert ledger.balance("dataset:d").remaining_units == to_units(1.0)
+
+
+def test_dataset_cap_follows_delta_and_zcdp_capacity(ledger):
+    ledger.open_account("dataset:d", accounting="zcdp", epsilon=10.0, delta=1e-6)
+    ledger.retarget("dataset:d", accounting="zcdp", epsilon=4.0, delta=1e-7)
+    cap = capacity("zcdp", 4.0, 1e-7)
+    b = ledger.balance("dataset:d")
+    assert (b.cap_units, b.delta_cap_units, b.conversion_delta) == (cap.privacy_units, cap.delta_units, cap.conversion_delta)
+
+
+def test_dataset_cap_change_is_refused_in_flight_or_across_accountings_and_changes_nothing(ledger):
+    ledger.open_account("dataset:d", accounting="pure", epsilon=10.0, delta=1e-6)
+    # nothing spent yet: the accounting may change
+    assert ledger.retarget("dataset:d", accounting="zcdp", epsilon=10.0, delta=1e-6, check_only=True) is not None
+    assert ledger.balance("dataset:d").accounting == "pure"                  # check_only changed nothing
+    res = ledger.reserve(["dataset:d"], pure(1.0), holder="h")
+    before = ledger.balance("dataset:d")
+    with pytest.raises(PolicyError, match="in flight"):
+        ledger.retarget("dataset:d", accounting="pure", epsilon=5.0, delta=1e-6)
+    assert ledger.balance("dataset:d") == before
+    ledger.commit(res)
+    before = ledger.balance("dataset:d")
+    with pytest.raises(PolicyError, match="accounting cannot change"):
+        ledger.retarget("dataset:d", accounting="zcdp", epsilon=10.0, delta=1e-6)
+    assert ledger.balance("dataset:d") == before
+    assert ledger.retarget("dataset:nope", accounting="pure", epsilon=1.0, delta=1e-6) is None
