@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from pdbg.dp.accounting import Cost
-from pdbg.errors import BudgetExceeded
+from pdbg.errors import BudgetExceeded, PolicyError
 from pdbg.ledger.budget import Ledger
 from pdbg.policy.workspace import create_layout
 
@@ -103,6 +103,22 @@ class LedgerMachine(RuleBasedStateMachine):
             self.ledger.commit(rid)
         elif not commit:
             assert self.ledger.release(rid) == state  # idempotent; a committed charge stands
+
+    @precondition(lambda self: self.cap)
+    @rule(eps_micro=st.integers(0, 10**6) | st.sampled_from([0, 1]), delta_nano=st.integers(0, 10**3) | st.just(0))
+    def retarget_dataset_cap(self, eps_micro, delta_nano):
+        """The dataset's policy cap changes: refused while a query is in flight, else spent stays spent."""
+        a = "dataset:d"
+        before = self.ledger.balance(a)
+        try:
+            self.ledger.retarget(a, accounting="pure", epsilon=eps_micro / 10**6, delta=delta_nano / 10**9)
+        except PolicyError:
+            assert any(self.reserved[a])
+            assert self.ledger.balance(a) == before
+            return
+        assert not any(self.reserved[a]) or (before.granted_epsilon, before.granted_delta) == (
+            eps_micro / 10**6, delta_nano / 10**9)
+        self.cap[a] = (max(eps_micro * 10**9, self.committed[a][0]), max(delta_nano * 10**6, self.committed[a][1]))
 
     @invariant()
     def matches_the_model_and_never_exceeds_a_cap(self):
