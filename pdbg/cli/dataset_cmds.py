@@ -93,12 +93,16 @@ def register(cli: click.Group) -> None:
         ws = _ws(workspace)
         info, outcome = add_dataset(ws, policy, _actor(acting), replace=replace)
         pol = get_policy(ws, info.name)
-        n_sel = selection_queries_allowed(pol.accounting, pol.epsilon.dataset_cap, pol.delta, pol.partition_delta)
-        d = {**info.to_dict(), "outcome": outcome, "selection_queries_allowed": n_sel}
+        n_sel = selection_queries_allowed(pol.accounting, pol.epsilon.dataset_cap, pol.lifetime_delta,
+                                          pol.partition_delta)
+        n_grant = selection_queries_allowed(pol.accounting, pol.epsilon.case_default, pol.delta, pol.partition_delta)
+        d = {**info.to_dict(), "outcome": outcome, "selection_queries_allowed": n_sel,
+             "selection_queries_per_grant": n_grant}
         _emit(d, as_json, f"dataset {info.name} {outcome}: table {info.table_name}, "
                           f"policy {info.policy_hash[:12]}, key {info.key_id}, data version {info.data_version}\n"
                           f"partition selection: δ={pol.partition_delta:g} per query on a private key; the "
-                          f"dataset's δ pays for {n_sel:,} such queries over its lifetime (and per grant)")
+                          f"dataset's lifetime δ={pol.lifetime_delta:g} pays for {n_sel:,} such queries, "
+                          f"a grant's δ={pol.delta:g} for {n_grant:,} (raise dataset_delta for more)")
 
     @dataset_group.command("list")
     @click.argument("workspace", type=click.Path(file_okay=False))

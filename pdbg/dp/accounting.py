@@ -360,8 +360,9 @@ def capacity(accounting: Accounting, epsilon: float, delta: float) -> Capacity:
 
 def selection_queries_allowed(accounting: Accounting, epsilon: float, delta: float, partition_delta: float) -> int:
     """How many private-key (partition-selection) queries the δ capacity of an account of
-    (ε, δ) pays for, at ``partition_delta`` each. Data owners see it when they add a dataset:
-    the dataset cap's δ is one grant's δ, so it also bounds such queries over the dataset's life."""
+    (ε, δ) pays for, at ``partition_delta`` each. Data owners see it when they add a dataset,
+    for a grant (δ = ``delta``) and for the dataset's lifetime (δ = ``dataset_delta``, which
+    defaults to one grant's δ: then a grant's allowance is also the dataset's)."""
     per_query = to_units(partition_delta)
     return capacity(accounting, epsilon, delta).delta_units // per_query if per_query else 0
 

@@ -162,10 +162,10 @@ def _open_accounts(ws: Workspace, grant_id: str, policy, epsilon: float) -> None
         cap_id = f"dataset:{policy.dataset}"
         if not ledger.has_account(cap_id):
             ledger.open_account(cap_id, accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
-                                delta=policy.delta)
+                                delta=policy.lifetime_delta)
         else:
             ledger.retarget(cap_id, accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
-                            delta=policy.delta)
+                            delta=policy.lifetime_delta)
 
 
 def follow_dataset_cap(ws: Workspace, policy, *, check_only: bool = False) -> dict | None:
@@ -176,7 +176,7 @@ def follow_dataset_cap(ws: Workspace, policy, *, check_only: bool = False) -> di
     """
     with _ledger(ws) as ledger:
         return ledger.retarget(f"dataset:{policy.dataset}", accounting=policy.accounting,
-                               epsilon=policy.epsilon.dataset_cap, delta=policy.delta, check_only=check_only)
+                               epsilon=policy.epsilon.dataset_cap, delta=policy.lifetime_delta, check_only=check_only)
 
 
 # -- validation helpers ----------------------------------------------------------

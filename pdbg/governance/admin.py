@@ -57,7 +57,7 @@ def add_dataset(ws: Workspace, policy_path: str | Path, actor: str, *, replace: 
             ws, actor, "budget.cap",
             f"the lifetime budget cap of dataset {info.name} changed",
             dataset=info.name, account=f"dataset:{info.name}", accounting=policy.accounting,
-            epsilon=policy.epsilon.dataset_cap, delta=policy.delta, previous=old,
+            epsilon=policy.epsilon.dataset_cap, delta=policy.lifetime_delta, previous=old,
         )
     return info, outcome
 

@@ -139,6 +139,9 @@ class Budget(BaseModel):
         return self
 
 
+_ADDED_LATER = ("dataset_delta",)
+
+
 class DatasetPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -148,6 +151,8 @@ class DatasetPolicy(BaseModel):
     accounting: Literal["zcdp", "pure"] = "zcdp"
     delta: float = Field(1e-6, gt=0, lt=1e-3, description="δ of a grant (half for zCDP conversion, half for partition selection)")
     partition_delta: float = Field(1e-8, gt=0, description="δ charged by one private-key query")
+    dataset_delta: float | None = Field(
+        None, gt=0, lt=1e-3, description="δ across all grants on this dataset, like epsilon.dataset_cap (default: delta)")
     epsilon: Budget = Budget()
     max_rows_per_unit: int = Field(10, ge=1, description="k: rows one unit may contribute to one group")
     max_groups_per_unit: int = Field(4, ge=1, description="g: groups one unit may contribute to")
@@ -180,6 +185,8 @@ class DatasetPolicy(BaseModel):
                 raise ValueError(f"time_column {self.time_column!r} must be a timestamp column")
         if 2 * self.partition_delta > self.delta:
             raise ValueError("partition_delta must be at most half of delta")
+        if self.dataset_delta is not None and self.dataset_delta < self.delta:
+            raise ValueError("dataset_delta must be at least delta (one grant's δ)")
         return self
 
     # -- convenience -------------------------------------------------------
@@ -197,8 +204,19 @@ class DatasetPolicy(BaseModel):
                 return n
         return None
 
+    @property
+    def lifetime_delta(self) -> float:
+        """δ of the dataset's lifetime cap account (``dataset_delta``, else one grant's ``delta``)."""
+        return self.dataset_delta if self.dataset_delta is not None else self.delta
+
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+        d = self.model_dump(mode="json", by_alias=True)
+        # Fields added after policies were first registered are left out at their default, so a
+        # policy that does not use them keeps the digest it was registered (and audited) with.
+        for name in _ADDED_LATER:
+            if d.get(name) is None:
+                d.pop(name, None)
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
     def digest(self) -> str:

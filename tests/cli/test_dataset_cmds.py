@@ -45,6 +45,26 @@ def test_add_list_ingest_json(ws, tmp_path, capsys):
     assert code == 0 and d["rows"] == 1 and d["data_version"] == 1
 
 
+def test_lifetime_delta_pays_for_more_private_key_queries(ws, tmp_path, capsys):
+    import yaml
+
+    d = yaml.safe_load(POLICY.read_text())
+    d["dataset_delta"] = 10 * d.get("delta", 1e-6)
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(d))
+    code, out, _ = run(capsys, "dataset", "add", str(ws.root), str(p), "--json")
+    rep = json.loads(out)
+    from pdbg.dp.accounting import selection_queries_allowed
+    from pdbg.policy.model import parse_policy
+
+    pol = parse_policy(d)
+    assert code == 0 and rep["selection_queries_allowed"] == selection_queries_allowed(
+        pol.accounting, pol.epsilon.dataset_cap, pol.dataset_delta, pol.partition_delta)
+    assert rep["selection_queries_allowed"] >= 9 * rep["selection_queries_per_grant"] > 0
+    code, out, _ = run(capsys, "dataset", "add", str(ws.root), str(POLICY), "--replace")
+    assert code == 0 and "a grant's δ=1e-06 for" in out and "raise dataset_delta" in out
+
+
 def test_human_report(ws, tmp_path, capsys):
     run(capsys, "dataset", "add", str(ws.root), str(POLICY))
     f = tmp_path / "in.jsonl"

@@ -80,3 +80,16 @@ def test_grant_approval_corrects_a_cap_account_left_behind(gov, tmp_path):
     access.approve(gov.ws, access.request(gov.ws, "dave", "INC-2", "events", 1.0, 8, "why").id, "carol")
     with Ledger(gov.ws) as led:
         assert led.balance("dataset:events").granted_epsilon == 3.0
+
+
+def test_dataset_delta_sets_the_lifetime_delta_cap_and_follows_changes(gov, tmp_path):
+    _spend(gov, 0.5)
+    with Ledger(gov.ws) as led:
+        assert led.balance("dataset:events").granted_delta == 1e-6          # default: one grant's δ
+    admin.add_dataset(gov.ws, _policy_file(tmp_path, dataset_delta=1e-5), "root", replace=True)
+    with Ledger(gov.ws) as led:
+        b = led.balance("dataset:events")
+        assert b.granted_delta == 1e-5 and b.delta_cap == pytest.approx(5e-6)   # zCDP: half for selection
+    grant = access.approve(gov.ws, access.request(gov.ws, "dave", "INC-2", "events", 1.0, 8, "why").id, "carol")
+    with Ledger(gov.ws) as led:
+        assert led.balance(f"grant:{grant.id}").granted_delta == 1e-6          # a grant keeps the policy's delta

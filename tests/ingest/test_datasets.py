@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 import yaml
@@ -46,6 +48,18 @@ def test_replace_with_new_columns_refused_when_table_has_rows(registered, raw_fi
     d["columns"]["endpoint"]["transform"] = "drop"
     with pytest.raises(PolicyError):
         datasets.register(registered, parse_policy(d), replace=True)
+
+
+def test_policies_without_dataset_delta_keep_their_digest(policy):
+    # dataset_delta came later: left out of the canonical form when unset, so workspaces
+    # registered before it (and their audit records and cache keys) keep matching
+    assert "dataset_delta" not in policy.canonical_json()
+    assert policy.lifetime_delta == policy.delta
+    wider = policy.model_copy(update={"dataset_delta": 10 * policy.delta})
+    assert '"dataset_delta":' in wider.canonical_json() and wider.digest != policy.digest
+    assert wider.lifetime_delta == 10 * policy.delta
+    with pytest.raises(PolicyError, match="dataset_delta must be at least delta"):
+        parse_policy({**json.loads(policy.canonical_json()), "dataset_delta": policy.delta / 2})
 
 
 def test_policy_file_tamper_detected(registered):
