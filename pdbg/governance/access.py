@@ -155,7 +155,8 @@ def _open_accounts(ws: Workspace, grant_id: str, policy, epsilon: float) -> None
     """Open ``grant:<id>`` and make sure ``dataset:<name>`` exists with the policy's cap.
 
     The grant's terms are immutable; the dataset cap account follows the current policy
-    (:func:`follow_dataset_cap`), so a cap changed before this fix is corrected here too.
+    (:func:`follow_dataset_cap`), so an account left behind by a policy change (workspaces
+    from before caps followed policies) is corrected at the next approval.
     """
     with _ledger(ws) as ledger:
         ledger.open_account(f"grant:{grant_id}", accounting=policy.accounting, epsilon=epsilon, delta=policy.delta)
