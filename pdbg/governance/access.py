@@ -164,9 +164,14 @@ def _open_accounts(ws: Workspace, grant_id: str, policy, epsilon: float) -> None
         if not ledger.has_account(cap_id):
             ledger.open_account(cap_id, accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
                                 delta=policy.lifetime_delta)
-        else:
-            ledger.retarget(cap_id, accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
-                            delta=policy.lifetime_delta)
+            return
+        old = ledger.retarget(cap_id, accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
+                              delta=policy.lifetime_delta)
+    if old is not None:    # every change of a cap leaves a record, here on behalf of the registered policy
+        AuditLog(ws).append("pdbg", "budget.cap", dataset=policy.dataset, account=cap_id,
+                            accounting=policy.accounting, epsilon=policy.epsilon.dataset_cap,
+                            delta=policy.lifetime_delta, previous=old, policy_hash=policy.digest,
+                            reason="the cap account followed the registered policy at grant approval")
 
 
 def follow_dataset_cap(ws: Workspace, policy, *, check_only: bool = False) -> dict | None:

@@ -80,6 +80,8 @@ def test_grant_approval_corrects_a_cap_account_left_behind(gov, tmp_path):
     access.approve(gov.ws, access.request(gov.ws, "dave", "INC-2", "events", 1.0, 8, "why").id, "carol")
     with Ledger(gov.ws) as led:
         assert led.balance("dataset:events").granted_epsilon == 3.0
+    [rec] = [r for r in gov.records() if r["action"] == "budget.cap"]      # the repair is on the record
+    assert rec["actor"] == "pdbg" and rec["previous"]["epsilon"] == 5.0 and rec["epsilon"] == 3.0
 
 
 def test_dataset_delta_sets_the_lifetime_delta_cap_and_follows_changes(gov, tmp_path):
