@@ -372,9 +372,8 @@ def _child(mode: str, ws: str, name: str, case: str, eps: str) -> None:
         import duckdb
 
         from pdbg.ingest.datasets import get_policy
-        from pdbg.policy.workspace import Workspace
-
         from pdbg.ingest.readers import POOL
+        from pdbg.policy.workspace import Workspace
 
         sql = plain_sql(name, get_policy(Workspace(ws), "requests"))
         POOL.close(Path(ws) / "data.duckdb")   # reading the policy opened pdbg's locked-down instance
