@@ -569,25 +569,24 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
         """The audit log's verification report (overseers)."""
         return _finite(oversight(c).verify())
 
-    @app.get("/v1/oversight/cases/{case}", tags=["oversight"], responses=_errors(401, 403, 404, 422))
-    def ov_case(case: Annotated[CaseId, Path()], c: Caller = Depends(caller)) -> dict:
-        """A case record with its milestones (overseers, or investigators who held a grant on it)."""
+    def case_oversight(c: Caller, case: str):
+        """Oversight views of one case: the caller may see it, and it exists (else 403 / 404)."""
         from pdbg.governance import cases
 
         ov = oversight(c)
         ov._require_case(case)
         exists(cases.get_case, f"case {case!r}", case)
-        return _finite(ov.case(case))
+        return ov
+
+    @app.get("/v1/oversight/cases/{case}", tags=["oversight"], responses=_errors(401, 403, 404, 422))
+    def ov_case(case: Annotated[CaseId, Path()], c: Caller = Depends(caller)) -> dict:
+        """A case record with its milestones (overseers, or investigators who held a grant on it)."""
+        return _finite(case_oversight(c, case).case(case))
 
     @app.get("/v1/oversight/cases/{case}/impact", tags=["oversight"], responses=_errors(401, 403, 404, 422))
     def ov_impact(case: Annotated[CaseId, Path()], c: Caller = Depends(caller)) -> dict:
         """The case's privacy impact: ε/δ per dataset and person, grants, break-glass, refusals, score."""
-        from pdbg.governance import cases
-
-        ov = oversight(c)
-        ov._require_case(case)
-        exists(cases.get_case, f"case {case!r}", case)
-        return _finite(ov.privacy_impact(case))
+        return _finite(case_oversight(c, case).privacy_impact(case))
 
     return app
 
