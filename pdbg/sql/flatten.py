@@ -42,6 +42,7 @@ class FlatQuery:
     distinct: bool
     joins: list[PublicJoin] = field(default_factory=list)
     types: dict[tuple[str, str], ColumnType] = field(default_factory=dict)   # (alias, col) -> type
+    projections: list[Any] = field(default_factory=list)   # every inlined CTE/subquery column, qualified
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Flattener:
         self.policy = policy
         self.kept = policy.kept_columns
         self.ctes: dict[str, Any] = {}
+        self.projections: list[Any] = []    # checked by the resolved-query allowlist, used or not
         self.types: dict[tuple[str, str], ColumnType] = {
             (PRIVATE_ALIAS, n): c.type for n, c in self.kept.items()}
 
@@ -113,6 +115,9 @@ class Flattener:
         scope = _Scope(self, inner, [])
         mapping: dict[str, Any] = {}
         for item in body.expressions:
+            if isinstance(item, exp.Star) and (item.args.get("replace") or item.args.get("rename")):
+                reject("no-star", "* REPLACE (…) and * RENAME (…) are not supported in a CTE or FROM-subquery",
+                       "Name each column: SELECT <expr> AS <name>, … .")
             if isinstance(item, exp.Star):
                 base = inner.mapping if inner.mapping is not None else {
                     n: exp.column(n, PRIVATE_ALIAS) for n in self.kept}
@@ -124,6 +129,7 @@ class Flattener:
                 mapping[item.name.lower()] = scope.qualify(item)
             else:
                 reject("subquery", "every column of a CTE or FROM-subquery needs a name", "Add AS <name>.")
+        self.projections.extend(mapping.values())
         where = list(inner.where)
         w = body.args.get("where")
         if w is not None:
@@ -226,6 +232,7 @@ class Flattener:
             distinct=bool(tree.args.get("distinct")),
             joins=joins,
             types=self.types,
+            projections=self.projections,
         )
 
     def _join(self, j, src: _Source, alias: str, main: _Source, publics) -> PublicJoin:

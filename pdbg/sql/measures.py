@@ -16,12 +16,23 @@ from pdbg.policy.model import DatasetPolicy
 from pdbg.sql.aggs import QUANTILE_NODES, VARIANCE_NODES, name_of, unwrap
 from pdbg.sql.bounds import Bounds, bounds_of
 from pdbg.sql.candidates import candidates
+from pdbg.sql.flatten import PRIVATE_ALIAS
 from pdbg.sql.guard import guard
 from pdbg.sql.parse import render
 from pdbg.sql.plan import Measure, OutputSpec, QuantileSpec
 from pdbg.sql.reject import reject
 
 FLOAT_SCALE = 1000
+
+
+def value_ceiling(policy: DatasetPolicy) -> float:
+    """The largest magnitude a summed or averaged value may have: the policy's widest metric bound (at least 1).
+
+    Literals in aggregates (``SUM(1)``, ``CASE … THEN 5 END``) are values the query chose; above
+    this ceiling they would widen the clamp beyond anything the data owner allowed.
+    """
+    widest = [abs(v) for c in policy.columns.values() if c.bounds is not None for v in c.bounds]
+    return float(max([1.0, *widest]))
 
 
 def _num(v: float) -> str:
@@ -77,9 +88,16 @@ class Builder:
     def _bounded(self, arg, what: str) -> tuple[str, Bounds]:
         b = bounds_of(arg, self.policy)
         if b is None:
-            reject("unbounded-value", f"{what}: {render(arg)!r} has no bounds in the dataset policy",
+            reject("unbounded-value", f"{what}: {render(arg).replace(PRIVATE_ALIAS + '.', '')!r} has no bounds in the dataset policy",
                    "Aggregate a metric column that has policy bounds, a CASE whose branches are literals or "
                    "bounded columns, or LEAST(GREATEST(col, lo), hi) inside the policy bounds; COUNT needs no bounds.")
+        ceiling = value_ceiling(self.policy)
+        if max(abs(b.lo), abs(b.hi)) > ceiling:
+            # A constant the query picks would set the clamp (and the fixed-point range) itself:
+            # 1e17 overflows BIGINT only when enough rows match, an exact count by binary search.
+            reject("unbounded-value", f"{what}: a constant in {render(arg).replace(PRIVATE_ALIAS + '.', '')!r} exceeds {_num(ceiling)}, the largest "
+                   "bound the dataset policy allows", f"Use constants within ±{_num(ceiling)} (e.g. 1 for an "
+                   "indicator), or aggregate a metric column directly.")
         return render(guard(arg, self.types)), b
 
     def _note_clamp(self, arg_sql: str, b: Bounds) -> None:

@@ -18,6 +18,7 @@ from pdbg.sql.rules import (
     no_star,
     non_dp_aggregate,
     reserved_name,
+    resolved_allowlist,
     row_level_output,
     select_only,
     sensitive_column,
@@ -53,10 +54,11 @@ SHAPE_RULES = (
     sensitive_column,
     free_text_key,
     row_level_output,
+    resolved_allowlist,
 )
 
 ALL_RULE_IDS = tuple(m.RULE for m in STATEMENT_RULES + SHAPE_RULES) + (
     "syntax", "unknown-table", "private-join", "join-condition", "subquery", "unknown-column",
     "parameter", "unbounded-value", "unsupported-expression", "too-many-buckets", "post-processing",
-    "unsupported-grouping",
+    "unsupported-grouping", "internal-verifier", "key-type",
 )
