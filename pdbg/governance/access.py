@@ -14,7 +14,8 @@ account ``grant:<id>`` holding (ε, δ) and, if missing, the dataset-wide cap ac
 * Break-glass is for when waiting for an approver would make the incident worse: a
   mandatory reason, an immediate small grant (``epsilon.break_glass`` for
   :data:`BREAK_GLASS_HOURS`), a high-severity audit record and an open review item
-  that someone else must close.
+  that someone else must close. Only for users attached to the case, one at a time,
+  a few per 30 days (:mod:`pdbg.governance.breakglass`).
 * :func:`active_grant` re-reads state on every call, so a revocation, an expiry or a
   deactivation takes effect on the next query.
 
@@ -32,6 +33,7 @@ from datetime import datetime, timedelta
 
 from pdbg import clock
 from pdbg.errors import AccessDenied, PdbgError
+from pdbg.governance import breakglass
 from pdbg.governance.cases import get_case
 from pdbg.governance.init import gov_db
 from pdbg.governance.principals import check, get_user
@@ -337,29 +339,52 @@ def deny(ws: Workspace, request_id: str, approver: str, reason: str) -> Request:
 
 
 def break_glass(ws: Workspace, user: str, case: str, dataset: str, reason: str) -> Grant:
-    """Immediate, small, short grant without an approver; audited high and queued for review."""
+    """Immediate, small, short grant without an approver; audited high and queued for review.
+
+    Only for users attached to the case, one active at a time per user and dataset, and at
+    most the policy's ``break_glass_per_30d`` in any 30 days (:mod:`pdbg.governance.breakglass`).
+    The limits are checked before the ledger account opens and again inside the write
+    transaction, so two concurrent attempts cannot both pass; a refusal is audited.
+    """
     check(ws, user, "access.break_glass", f"dataset {dataset} for case {case}", audit_refusal=True)
     reason = _require_reason(reason, "break-glass")
     _require_open_case(ws, case)
     policy = _policy(ws, dataset)
+    with gov_db(ws) as conn:
+        _refuse_break_glass(ws, breakglass.refusal(conn, user, case, dataset, policy, clock.now()), user, case, dataset)
     epsilon = policy.epsilon.break_glass
     hours = min(BREAK_GLASS_HOURS, policy.grant_max_hours)
     gid = "g-" + secrets.token_hex(5)
     _open_accounts(ws, gid, policy, epsilon)
     now = clock.now()
     expires = now + timedelta(hours=hours)
+    refused = None
     with gov_db(ws) as conn, write_tx(conn):
-        conn.execute(
-            "INSERT INTO gov_grants (id, user, case_id, dataset, epsilon, delta, accounting, kind, created, expires) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'break_glass', ?, ?)",
-            (gid, user, case, dataset, epsilon, policy.delta, policy.accounting, clock.iso(now), clock.iso(expires)),
-        )
-        review = open_review(conn, kind="break_glass", subject_user=user, case=case, dataset=dataset,
-                             grant_id=gid, reason=reason)
-        AuditLog(ws).append(user, "access.break_glass", severity="high", grant=gid, review=review.id, user=user,
-                            case=case, dataset=dataset, epsilon=epsilon, delta=policy.delta,
-                            accounting=policy.accounting, expires=clock.iso(expires), reason=reason)
+        refused = breakglass.refusal(conn, user, case, dataset, policy, now)
+        if refused is None:
+            conn.execute(
+                "INSERT INTO gov_grants (id, user, case_id, dataset, epsilon, delta, accounting, kind, created, "
+                "expires) VALUES (?, ?, ?, ?, ?, ?, ?, 'break_glass', ?, ?)",
+                (gid, user, case, dataset, epsilon, policy.delta, policy.accounting, clock.iso(now),
+                 clock.iso(expires)),
+            )
+            review = open_review(conn, kind="break_glass", subject_user=user, case=case, dataset=dataset,
+                                 grant_id=gid, reason=reason)
+            AuditLog(ws).append(user, "access.break_glass", severity="high", grant=gid, review=review.id, user=user,
+                                case=case, dataset=dataset, epsilon=epsilon, delta=policy.delta,
+                                accounting=policy.accounting, expires=clock.iso(expires), reason=reason)
+    _refuse_break_glass(ws, refused, user, case, dataset)   # lost a race: the account opened above grants nothing
     return get_grant(ws, gid)
+
+
+def _refuse_break_glass(ws: Workspace, refused: tuple[str, str] | None, user: str, case: str, dataset: str) -> None:
+    """Audit (``authz.denied``, warning) and raise a break-glass refusal; nothing when ``refused`` is None."""
+    if refused is None:
+        return
+    message, hint = refused
+    AuditLog(ws).append(user, "authz.denied", severity="warning", attempted="access.break_glass",
+                        resource=f"dataset {dataset} for case {case}", reason=message)
+    raise AccessDenied(message, hint)
 
 
 def revoke(ws: Workspace, grant_id: str, actor: str) -> Grant:

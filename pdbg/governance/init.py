@@ -77,6 +77,13 @@ CREATE TABLE IF NOT EXISTS gov_grants (
     revoked_by  TEXT
 );
 CREATE INDEX IF NOT EXISTS gov_grants_by_user ON gov_grants (user, case_id, dataset);
+CREATE TABLE IF NOT EXISTS gov_case_members (
+    case_id  TEXT NOT NULL,
+    user     TEXT NOT NULL,             -- attached to the case: may break glass on it
+    added    TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    PRIMARY KEY (case_id, user)
+);
 CREATE TABLE IF NOT EXISTS gov_reviews (
     id           TEXT PRIMARY KEY,
     kind         TEXT NOT NULL,

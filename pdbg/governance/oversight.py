@@ -4,7 +4,8 @@
 answers the same calls through the broker, so the governance and postmortem notebooks
 run unchanged against either. Every view returns plain JSON-able data and is gated by role:
 approvers, admins, auditors and the workspace's OS owner see everything; an investigator
-sees a case (record, privacy impact, own grants) only if they have held a grant on it.
+sees a case (record, privacy impact, own grants) only while ``case_access`` lets them:
+an active or expired grant on it that was not revoked (revocation ends these views too).
 Nothing here reads private data.
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 from pdbg.errors import AccessDenied
 from pdbg.governance import access, cases, principals, reviews
+from pdbg.governance.case_access import OVERSEERS, case_access, is_overseer
 from pdbg.policy.workspace import Workspace
 
-OVERSEERS = ("approver", "admin", "auditor")
+__all__ = ["OVERSEERS", "Oversight"]
 
 
 class Oversight:
@@ -27,22 +29,14 @@ class Oversight:
 
     # -- gates ---------------------------------------------------------------
     def _overseer(self) -> bool:
-        if principals.is_owner(self.actor):
-            return True
-        user = principals.get_user(self.ws, self.actor)
-        return bool(user and user.active and user.role in OVERSEERS)
+        return is_overseer(self.ws, self.actor)
 
     def _require_overseer(self, what: str) -> None:
         if not self._overseer():
             raise AccessDenied(f"{self.actor!r} may not read {what}", "This view is for approvers, admins and auditors.")
 
     def _require_case(self, case: str) -> None:
-        if self._overseer():
-            return
-        principals.require_role(self.ws, self.actor, "investigator")
-        if not access.list_grants(self.ws, user=self.actor, case=case):
-            raise AccessDenied(f"{self.actor!r} has held no grant on case {case!r}",
-                               "Ask an approver or auditor for this case's records.")
+        case_access(self.ws, self.actor, case)
 
     # -- views ---------------------------------------------------------------
     def case(self, case: str) -> dict:

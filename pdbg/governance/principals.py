@@ -71,6 +71,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 # (the requester of a request, the user who broke glass). Roles do not exempt anyone.
 SEPARATION_OF_DUTIES = frozenset({"access.approve", "access.deny", "review.close"})
 
+# Actions where the actor must also not be whoever created the subject's account or issued
+# its token: an admin who mints an investigator holds its credentials at that moment, so
+# approving its requests (or closing its break-glass reviews) would be one person in two
+# roles. Denying is left out on purpose: a denial never grants anything.
+CREATOR_CONFLICT = frozenset({"access.approve", "review.close"})
+
 
 @dataclass(frozen=True)
 class User:
@@ -78,7 +84,7 @@ class User:
     role: str
     active: bool
     created: str
-    created_by: str
+    created_by: str | None
 
     def to_dict(self) -> dict:
         return {"user": self.name, "role": self.role, "active": self.active,
@@ -115,13 +121,28 @@ def _hash_token(token: str) -> str:
 
 
 def _row_to_user(row) -> User:
-    return User(row["name"], row["role"], bool(row["active"]), row["created"], row["created_by"])
+    created_by = row["created_by"] if "created_by" in row.keys() else None    # unknown in older workspaces
+    return User(row["name"], row["role"], bool(row["active"]), row["created"], created_by)
 
 
 def get_user(ws: Workspace, name: str) -> User | None:
     with gov_db(ws) as conn:
         row = conn.execute("SELECT * FROM gov_users WHERE name = ?", (name,)).fetchone()
     return _row_to_user(row) if row else None
+
+
+def issuers(ws: Workspace, name: str) -> frozenset[str]:
+    """Who created ``name``'s account or issued its token (empty when unknown).
+
+    Tokens are issued only by :func:`add_user`, so the creator (``created_by``) is the
+    issuer; a verb that reissues tokens must record its issuer and add it here. A column
+    an older workspace lacks, or an empty value, means unknown: nobody is excluded by it.
+    """
+    with gov_db(ws) as conn:
+        row = conn.execute("SELECT * FROM gov_users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return frozenset()
+    return frozenset({row["created_by"]} if "created_by" in row.keys() and row["created_by"] else ())
 
 
 def list_users(ws: Workspace) -> list[User]:
@@ -160,6 +181,10 @@ def authorize(ws: Workspace, actor: str, action: str, resource: str = "workspace
         return Decision(False, actor, action, resource,
                         f"{actor!r} may not {action.split('.')[1]} {resource}: it is their own "
                         "(separation of duties applies to every role, admins included)", user)
+    if action in CREATOR_CONFLICT and subject is not None and actor in issuers(ws, subject):
+        return Decision(False, actor, action, resource,
+                        f"{actor!r} may not {action.split('.')[1]} {resource}: they created {subject!r}'s account "
+                        "or issued its token (separation of duties applies to every role, admins included)", user)
     return Decision(True, actor, action, resource, f"{actor!r} has role {user.role}", user)
 
 
@@ -181,7 +206,8 @@ def check(ws: Workspace, actor: str, action: str, resource: str = "workspace",
 
 def _hint_for(action: str) -> str:
     if action in ("access.approve", "access.deny", "review.close"):
-        return "Ask a different person with the approver role to do this."
+        return ("Ask a different person with the approver role, who neither made the request nor created "
+                "the requester's account, to do this.")
     if action in ("user.add", "user.deactivate", "user.set_role"):
         return "Run this as the workspace's OS owner or pass --user with an admin."
     return "Check the user's role with `pdbg user list WS`."

@@ -139,7 +139,11 @@ class Budget(BaseModel):
         return self
 
 
-_ADDED_LATER = ("dataset_delta",)
+_ADDED_LATER = ("dataset_delta", "break_glass_per_30d")
+
+BREAK_GLASS_PER_30D = 3
+"""Break-glass grants one user may take on one dataset in any 30 days when the policy is silent:
+enough for a bad week of incidents, too few to replace the approval step."""
 
 
 class DatasetPolicy(BaseModel):
@@ -160,6 +164,9 @@ class DatasetPolicy(BaseModel):
     retention_days: int = Field(30, ge=1)
     legal_hold: bool = False
     grant_max_hours: float = Field(72, gt=0)
+    break_glass_per_30d: int | None = Field(
+        None, description="break-glass grants one user may take on this dataset in any 30 days "
+                          f"(default {BREAK_GLASS_PER_30D}; 0 turns break-glass off)")
     time_column: str | None = None
     columns: dict[str, Column]
     public_tables: dict[str, PublicTable] = {}
@@ -171,6 +178,14 @@ class DatasetPolicy(BaseModel):
             if not name.replace("_", "a").isalnum() or not name[0].isalpha() or name != name.lower():
                 raise ValueError(f"column name {name!r} must be lower_snake_case")
         return cols
+
+    @field_validator("break_glass_per_30d", mode="before")
+    @classmethod
+    def _break_glass_count(cls, v):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100):
+            raise ValueError("must be a whole number from 0 (break-glass off) to 100, e.g. "
+                             f"break_glass_per_30d: {BREAK_GLASS_PER_30D}")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "DatasetPolicy":
@@ -208,6 +223,11 @@ class DatasetPolicy(BaseModel):
     def lifetime_delta(self) -> float:
         """δ of the dataset's lifetime cap account (``dataset_delta``, else one grant's ``delta``)."""
         return self.dataset_delta if self.dataset_delta is not None else self.delta
+
+    @property
+    def break_glass_limit(self) -> int:
+        """Break-glass grants per user on this dataset in any 30 days (``break_glass_per_30d``)."""
+        return BREAK_GLASS_PER_30D if self.break_glass_per_30d is None else self.break_glass_per_30d
 
     def canonical_json(self) -> str:
         d = self.model_dump(mode="json", by_alias=True)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from pdbg.errors import AccessDenied, PdbgError
-from pdbg.governance import access, cases, principals, reviews
+from pdbg.governance import access, cases, members, principals, reviews
 from pdbg.ledger.budget import Ledger
 
 
@@ -54,8 +54,37 @@ def test_self_approval_refused_for_every_role(gov, new_role):
 
 
 def test_admin_may_approve_someone_elses_request(gov):
-    grant = access.approve(gov.ws, _request(gov).id, "root")
-    assert grant.approved_by == "root"
+    principals.add_user(gov.ws, gov.owner, "root2", "admin")     # an admin who did not create alice
+    grant = access.approve(gov.ws, _request(gov).id, "root2")
+    assert grant.approved_by == "root2"
+
+
+def test_the_creator_of_the_requesters_account_may_not_approve_or_close_its_review(gov):
+    """root created alice (see conftest): one person may not hold both roles, admins included."""
+    req = _request(gov)
+    with pytest.raises(AccessDenied, match="created 'alice'") as err:
+        access.approve(gov.ws, req.id, "root")
+    assert "created the requester's account" in err.value.hint
+    assert access.get_request(gov.ws, req.id).status == "pending"
+    refusal = [r for r in gov.records() if r["action"] == "authz.denied"][-1]
+    assert refusal["actor"] == "root" and refusal["attempted"] == "access.approve"
+    assert access.deny(gov.ws, req.id, "root", "not needed").status == "denied"   # denying grants nothing
+    access.approve(gov.ws, _request(gov).id, "bob")                  # alice is attached: she may break glass
+    bg = access.break_glass(gov.ws, "alice", "INC-1", "events", "outage")
+    with pytest.raises(AccessDenied, match="created 'alice'"):
+        reviews.close_review(gov.ws, bg.review_id, "root", "fine")
+    assert reviews.close_review(gov.ws, bg.review_id, "bob", "fine").closed_by == "bob"
+
+
+def test_unknown_creator_excludes_nobody(gov):
+    from pdbg.governance.init import gov_db
+    from pdbg.ledger.state import write_tx
+
+    with gov_db(gov.ws) as conn, write_tx(conn):
+        conn.execute("UPDATE gov_users SET created_by = '' WHERE name = 'alice'")
+    assert principals.issuers(gov.ws, "alice") == frozenset()
+    assert principals.issuers(gov.ws, "dave") == {"root"}
+    assert access.approve(gov.ws, _request(gov).id, "root").approved_by == "root"
 
 
 def test_owner_cannot_approve(gov):
@@ -180,6 +209,7 @@ def test_break_glass_requires_reason(gov):
 
 
 def test_break_glass_grants_immediately_audits_high_and_opens_review(gov):
+    members.add_member(gov.ws, "bob", "INC-1", "alice")
     grant = access.break_glass(gov.ws, "alice", "INC-1", "events", "checkout down, approvers unreachable")
     assert grant.kind == "break_glass" and grant.epsilon == 0.5
     assert grant.expires - grant.created == timedelta(hours=access.BREAK_GLASS_HOURS)
@@ -192,6 +222,7 @@ def test_break_glass_grants_immediately_audits_high_and_opens_review(gov):
 
 
 def test_break_glass_review_cannot_be_closed_by_the_same_person(gov):
+    members.add_member(gov.ws, "bob", "INC-1", "alice")
     grant = access.break_glass(gov.ws, "alice", "INC-1", "events", "outage")
     with pytest.raises(AccessDenied, match="needs role"):
         reviews.close_review(gov.ws, grant.review_id, "alice", "fine")
@@ -233,6 +264,7 @@ def test_every_change_is_audited(gov):
     req = _request(gov)
     grant = access.approve(gov.ws, req.id, "bob")
     access.deny(gov.ws, _request(gov, case="INC-2").id, "carol", "not needed")
+    members.add_member(gov.ws, "bob", "INC-1", "dave")
     bg = access.break_glass(gov.ws, "dave", "INC-1", "events", "urgent")
     reviews.close_review(gov.ws, bg.review_id, "bob", "ok")
     access.revoke(gov.ws, grant.id, "root")
@@ -240,7 +272,7 @@ def test_every_change_is_audited(gov):
     seen = [r["action"] for r in gov.records()]
     assert seen[0] == "workspace.init"
     for action in ("user.add", "case.open", "case.update", "access.request", "access.approve", "access.deny",
-                   "access.break_glass", "review.close", "access.revoke"):
+                   "case.member.add", "access.break_glass", "review.close", "access.revoke"):
         assert action in seen, action
     by_action = {r["action"]: r for r in gov.records()}
     assert by_action["access.approve"]["actor"] == "bob" and by_action["access.approve"]["case"] == "INC-1"
