@@ -13,6 +13,7 @@ from pdbg.errors import (
     BudgetExceeded,
     PdbgError,
     PolicyError,
+    QueryFailed,
     QueryRejected,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "errors",
     "PdbgError",
     "QueryRejected",
+    "QueryFailed",
     "BudgetExceeded",
     "AccessDenied",
     "PolicyError",

@@ -12,6 +12,7 @@ key (DESIGN.md invariant 7)::
     ├── BudgetExceeded     a release would spend more than remains (nothing charged)
     ├── QueryRejected      SQL outside the DP subset (names the rule and a fix)
     ├── EngineError        the backend failed; message sanitized
+    ├── QueryFailed        a query failed after it read private rows: charged and audited
     └── AuditError         the audit log could not be written or does not verify
 """
 
@@ -94,6 +95,28 @@ class EngineError(PdbgError):
     default_hint = "The query engine failed; the message was sanitized. Simplify the query or retry."
 
 
+class QueryFailed(PdbgError):
+    """A query failed after the engine started reading private rows.
+
+    Such a failure is a release (whether it happens can depend on the data), so its charge is
+    committed and a ``query.failed`` audit record written (DESIGN.md invariant 10). The
+    message is fixed per ``rule`` and never carries engine text or a value; the exception
+    is raised outside the failing frame, so it holds no traceback frames with data.
+    """
+
+    default_hint = "The charge stands (the query read data). Simplify the query, narrow its window, or retry."
+
+    def __init__(self, message: str, hint: str | None = None, *, rule: str = "internal") -> None:
+        super().__init__(message, hint)
+        self.rule = rule
+        self.charged = True
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.update(rule=self.rule, charged=True)
+        return d
+
+
 class AuditError(PdbgError):
     default_hint = "Run `pdbg audit verify WS`; nothing was released while the audit log was unavailable."
 
@@ -107,5 +130,6 @@ __all__ = [
     "BudgetExceeded",
     "QueryRejected",
     "EngineError",
+    "QueryFailed",
     "AuditError",
 ]

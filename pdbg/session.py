@@ -123,9 +123,9 @@ class Session:
         try:
             return self._release(query, epsilon=epsilon, accuracy=accuracy, params=params)
         except PdbgError as err:
-            from pdbg.errors import AuditError
+            from pdbg.errors import AuditError, QueryFailed
 
-            if not isinstance(err, AuditError):
+            if not isinstance(err, (AuditError, QueryFailed)):   # a failure after data access is audited already
                 self._audit_refusal(query, err)
             raise
 
@@ -288,6 +288,11 @@ class Session:
             base = dict(case=self.case, dataset=policy.dataset, grant=grant.id, sql=query, params=_jsonable(params),
                         plan_digest=_digest(plan.normalized, policy.digest), data_version=version, epsilon=eps)
 
+            if plan.post_sql:   # checked now, before any row is read: a mismatch is a free refusal
+                from pdbg.sql.verify import verify_executed
+
+                verify_executed(plan.post_sql, policy, kind="post")
+
             with Ledger(self.ws) as ledger, ReleaseCache(self.ws) as cache:
                 hit = cache.get(key)
                 if hit is not None:
@@ -297,15 +302,29 @@ class Session:
 
                 reservation = ledger.reserve([grant.account_id, grant.dataset_account_id], cost,
                                              holder=f"{self.user}/{self.case}")
+                touched = threading.Event()   # set by the engine right before it reads private rows
+                failure = before_data = None
                 try:
-                    payload = self._compute(plan, policy, eps, engine, version, con) | {
+                    payload = self._compute(plan, policy, eps, engine, version, con, touched) | {
                         "sql": query, "params": base["params"]}
+                except BaseException as exc:  # noqa: BLE001 - every outcome is settled below
+                    if touched.is_set():
+                        failure = _failure_of(exc)   # type-based only: nothing from the exception is kept
+                    else:
+                        before_data = exc
+                if before_data is not None:   # decided before any private row was read: a free refusal
+                    ledger.release(reservation)
+                    raise before_data
+                if failure is not None:
+                    self._charge_failure(audit, ledger, reservation, base, cost, failure)
+                try:
                     # Audit before commit: a crash in between leaves a reserved charge that recover()
                     # commits because its record exists; an AuditError releases it (fail closed).
                     audit.append(self.user, "query", **base, cached=False, release_id=payload["release_id"],
                                  **reservation.audit_fields(), cost=_cost_doc(cost))
                 except BaseException:
                     ledger.release(reservation)
+                    del payload
                     raise
                 ledger.commit(reservation)
                 # First writer wins: two kernels racing on one key both show the stored answer.
@@ -314,21 +333,41 @@ class Session:
                 return _result_from_entry(entry, query, eps, cached=False, cost=_cost_view(cost, policy),
                                           budget=_budget_view(ledger, grant))
 
-    def _compute(self, plan, policy, eps: float, engine, version: int, con=None) -> dict:
+    def _charge_failure(self, audit, ledger, reservation, base: dict, cost, failure: "_Failure"):
+        """A failure after data access is a release: audit it with its charge, commit, raise a clean error.
+
+        Raised here, outside any ``except`` block, so the error has no context exception and
+        its traceback holds only frames without data. If the audit log cannot be written the
+        reservation is released and AuditError raised, exactly as for an answer (the outcome
+        then does not depend on the data).
+        """
+        from pdbg.errors import QueryFailed
+
+        try:
+            audit.append(self.user, "query.failed", **base, cached=False, rule=failure.rule, reason=failure.message,
+                         **reservation.audit_fields(), cost=_cost_doc(cost))
+        except BaseException:
+            ledger.release(reservation)
+            raise
+        ledger.commit(reservation)
+        if failure.interrupt is not None:
+            raise failure.interrupt()
+        raise QueryFailed(failure.message, failure.hint, rule=failure.rule)
+
+    def _compute(self, plan, policy, eps: float, engine, version: int, con=None, touched=None) -> dict:
         """Execute the bounded plan, add noise, post-process; returns the cache payload."""
         import secrets
         import uuid
 
         from pdbg.dp import release as dp_release
         from pdbg.engine.postprocess import apply_post_sql
-        from pdbg.errors import EngineError
 
-        exact = engine.execute(plan, salt=secrets.token_hex(16), con=con)
-        if exact.data_version != version:   # the data changed under us: the cache key would lie
-            raise EngineError("the dataset changed while the query ran", "Run the query again; nothing was charged.")
+        exact = engine.execute(plan, salt=secrets.token_hex(16), con=con, policy=policy, expect_version=version,
+                               touched=touched)
+        _check_exact_keys(plan, exact.groups)
         released = dp_release.release(plan, exact.groups, exact.quantile_bins, eps, policy)
         del exact
-        df = apply_post_sql(released.df, plan.post_sql, con=con)
+        df = apply_post_sql(released.df, plan.post_sql, policy)
         df = df[[c for c in df.columns if not str(c).startswith("__")]]
         return {"release_id": uuid.uuid4().hex, "table": _df_to_payload(df), "epsilon": eps,
                 "notes": list(plan.notes) + list(getattr(released, "notes", ()))}
@@ -370,6 +409,60 @@ class Session:
 
         AuditLog(self.ws).append(self.user, "query.refused", case=self.case, sql=query, charged=False,
                                  error=type(err).__name__, rule=getattr(err, "rule", None), reason=err.message)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What the investigator may learn of a failure after data access: a rule and a fixed message."""
+
+    rule: str
+    message: str
+    hint: str
+    interrupt: type | None = None    # KeyboardInterrupt / SystemExit: raised again (a fresh one) once charged
+
+
+_CHARGED = "The charge stands: the query had read private rows."
+
+
+def _failure_of(exc: BaseException) -> _Failure:
+    """Classify by type only; never look at the message, which may quote a value."""
+    from pdbg.engine.duckdb import QueryTimeout
+    from pdbg.errors import EngineError, QueryFailed
+
+    if isinstance(exc, QueryTimeout):
+        return _Failure("timeout", "the query ran longer than its time limit and was stopped",
+                        "Narrow the time window or the filters. " + _CHARGED)
+    if isinstance(exc, QueryFailed):
+        return _Failure(exc.rule, exc.message, exc.hint)     # messages of QueryFailed are fixed texts
+    if isinstance(exc, EngineError):
+        return _Failure("engine-error", "the engine failed while reading the data",
+                        "Simplify the query or retry. " + _CHARGED)
+    if not isinstance(exc, Exception):
+        return _Failure("interrupted", "the query was interrupted while reading the data", _CHARGED,
+                        interrupt=type(exc) if isinstance(exc, (KeyboardInterrupt, SystemExit)) else KeyboardInterrupt)
+    return _Failure("internal", "the release failed after reading the data (internal error)",
+                    "Report the query to the pdbg maintainers. " + _CHARGED)
+
+
+def _check_exact_keys(plan, groups) -> None:
+    """Group keys must be plain scalars before any noise is drawn (DuckDB's binder was asked
+    before execution; this is the same check on what came back)."""
+    import pandas as pd
+
+    from pdbg.errors import QueryFailed
+
+    for k in plan.keys:
+        if k.name not in groups.columns:
+            continue
+        col = groups[k.name]
+        kind = col.dtype.kind
+        ok = kind in "biufM" or isinstance(col.dtype, pd.StringDtype) or (
+            kind == "O" and all(v is None or isinstance(v, (str, int, float, bool)) or type(v).__name__ == "Decimal"
+                                for v in col.tolist()))
+        if not ok:
+            raise QueryFailed("a group key came back with a type that cannot be released",
+                              "Group by a column, a CASE of literals or a time bucket. " + _CHARGED,
+                              rule="key-type")
 
 
 # Planning is a pure function of (SQL, parameters, policy): parsing and checking cost ~5 ms,

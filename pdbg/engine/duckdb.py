@@ -68,25 +68,44 @@ class DuckDBEngine:
         with self.connect() as con:
             return _version(con, dataset)
 
-    def execute(self, plan: Plan, salt: str, con=None) -> ExactResult:
+    def execute(self, plan: Plan, salt: str, con=None, *, policy=None, expect_version: int | None = None,
+                touched: threading.Event | None = None) -> ExactResult:
         """Run the plan's bounded SQL (and quantile SQL) and read the data version in one snapshot.
 
-        ``con`` lets the session plan, execute and post-process on one cursor (one
-        transaction's view of the registry and data); without it a cursor is taken here.
+        Before any private row is read (failures here are free refusals): the exact texts are
+        checked by the independent verifier (``policy`` given), bound by DuckDB to check that
+        group keys are scalar, and the data version compared with ``expect_version``.
+        ``touched`` is set right before the first statement that reads private rows: from then
+        on every failure is a release the caller must charge (DESIGN.md invariant 10).
+        ``con`` lets the session plan and execute on one cursor (one transaction's view of the
+        registry and data); without it a cursor is taken here.
         """
         if con is None:
             with self.connect() as own:
-                return self._execute(own, plan, salt)
-        return self._execute(con, plan, salt)
+                return self._execute(own, plan, salt, policy, expect_version, touched)
+        return self._execute(con, plan, salt, policy, expect_version, touched)
 
-    def _execute(self, con, plan: Plan, salt: str) -> ExactResult:
+    def _execute(self, con, plan: Plan, salt: str, policy, expect_version, touched) -> ExactResult:
         import duckdb
 
+        statements = [("bounded", plan.bounded_sql)] + ([("quantile", plan.quantile_sql)] if plan.quantile_sql else [])
+        if policy is not None:
+            from pdbg.sql.verify import verify_executed
+
+            for kind, sql in statements:
+                verify_executed(sql, policy, kind=kind)
         timer = threading.Timer(self.timeout_s, con.interrupt)
         timer.start()
         try:
             con.execute("BEGIN TRANSACTION")  # one snapshot for data and version
             version = _version(con, plan.dataset)
+            if expect_version is not None and version != expect_version:
+                raise EngineError("the dataset changed while the query was planned",
+                                  "Run the query again; nothing was charged.")
+            for _, sql in statements:
+                _check_key_types(con, plan, sql, salt)
+            if touched is not None:
+                touched.set()
             groups = _run(con, plan.bounded_sql, salt)
             bins = _run(con, plan.quantile_sql, salt) if plan.quantile_sql else None
             con.execute("COMMIT")
@@ -97,9 +116,40 @@ class DuckDBEngine:
             _rollback(con)
             # Only the exception class: DuckDB's message can quote private values.
             raise EngineError(f"the engine could not run the query ({type(exc).__name__})") from None
+        except BaseException:
+            _rollback(con)
+            raise
         finally:
             timer.cancel()
         return ExactResult(groups=groups, quantile_bins=bins, data_version=version)
+
+
+# Types a released group key may have: plain scalars that compare, sort and serialize
+# exactly. LIST/STRUCT/MAP/UNION/BLOB/INTERVAL keys (e.g. ``[service]``, ``ts - TIMESTAMP …``)
+# would fail only after rows were read, or could not be released at all.
+_SCALAR_KEY_TYPES = ("BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                     "UBIGINT", "FLOAT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS",
+                     "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE")
+
+
+def _check_key_types(con, plan: Plan, sql: str, salt: str) -> None:
+    """Bind ``sql`` (DESCRIBE reads no rows) and refuse non-scalar group keys before execution."""
+    import duckdb
+
+    from pdbg.errors import QueryRejected
+
+    try:
+        described = con.execute("DESCRIBE " + sql, {"salt": salt} if "$salt" in sql else None).fetchall()
+    except duckdb.Error as exc:   # a binder error depends on the schema only, never on a value
+        raise EngineError(f"the engine refused the planned query before reading data ({type(exc).__name__})",
+                          "Nothing ran and nothing was charged; if the query looks valid, report it.") from None
+    types = {row[0]: str(row[1]).upper() for row in described}
+    for key in plan.keys:
+        t = types.get(key.name)
+        if t is not None and t not in _SCALAR_KEY_TYPES and not t.startswith("DECIMAL("):
+            raise QueryRejected(f"group key {key.name!r} has type {t}; released keys must be plain scalars",
+                                "Group by a column, a CASE of literals, a time bucket or another scalar expression.",
+                                rule="key-type")
 
 
 def _rollback(con) -> None:

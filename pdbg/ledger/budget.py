@@ -90,6 +90,11 @@ CREATE INDEX IF NOT EXISTS budget_reservations_by_state ON budget_reservations (
 
 _LIVE = ("reserved", "committed")
 
+# Audit actions that carry a charge (Reservation.audit_fields()): a released answer, and a
+# failure after the engine started reading private rows (DESIGN.md invariant 10: an error
+# after data access is a release of one bit, so it is charged like one).
+CHARGING_ACTIONS = frozenset({"query", "query.failed"})
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -419,8 +424,9 @@ class Ledger(StateStore):
     def recover(self, audit_records: Iterable[dict] | None = None, *, actor: str = "pdbg") -> RecoverReport:
         """Settle reservations whose holder process died.
 
-        A dead holder's reservation is committed when the audit log has its ``query``
-        record with ``charged: true`` (the answer may have been shown) and released
+        A dead holder's reservation is committed when the audit log has its ``query`` (or
+        ``query.failed``) record with ``charged: true`` (the answer may have been shown, or a
+        failure after data access may have been seen) and released
         otherwise. Holders on other hosts are left alone: their liveness is unknowable here.
         Cheap when nothing is stranded (the audit log is read only then), so sessions can
         call it on start.
@@ -439,7 +445,7 @@ class Ledger(StateStore):
         charged = {
             r.get("reservation")
             for r in audit_records
-            if r.get("action") == "query" and r.get("charged") is True and r.get("reservation")
+            if r.get("action") in CHARGING_ACTIONS and r.get("charged") is True and r.get("reservation")
         }
         to_commit = [rid for rid in dead if rid in charged]
         to_release = [rid for rid in dead if rid not in charged]

@@ -6,7 +6,7 @@ was charged for nothing; ``pdbg audit reconcile WS`` must find both.
 
 Audit record contract (the session writes exactly this for every release it charges)::
 
-    action      "query"
+    action      "query" (an answer) or "query.failed" (a failure after data access)
     charged     true                         (false, or absent, for cache hits and refusals)
     reservation "r-…"                        the ledger reservation id (Reservation.id)
     accounts    ["grant:…", "dataset:…"]     every account the reservation holds
@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pdbg.ledger.budget import Ledger
+from pdbg.ledger.budget import CHARGING_ACTIONS, Ledger
 from pdbg.policy.workspace import Workspace
 
 
@@ -79,7 +79,7 @@ def reconcile(ws: Workspace, *, audit_records: Iterable[dict] | None = None) -> 
     pend_d: dict[str, int] = defaultdict(int)
     n_charged = 0
     for rec in audit_records:
-        if rec.get("action") != "query" or rec.get("charged") is not True:
+        if rec.get("action") not in CHARGING_ACTIONS or rec.get("charged") is not True:
             continue
         n_charged += 1
         where = f"audit record seq {rec.get('seq')}"

@@ -125,12 +125,18 @@ def test_costly_functions_cannot_make_the_time_limit_a_membership_test(make_ws, 
     query time out iff such a row exists — an exact, uncharged membership test (found by
     this suite). Defence: the function allowlist (pdbg/sql/rules/function_allowlist.py)
     refuses repeat()/levenshtein() before any data is touched, identically on both
-    neighbours. Defence off (allowlist disabled): the outcomes differ, so the test can fail."""
+    neighbours. Defence off (allowlist disabled in all three places that apply it: the statement
+    rule, the resolved-query allowlist and the executed-SQL verifier): the outcomes differ, so
+    the test can fail. (Since the failure happens after data access it is now charged and
+    audited as ``query.failed``, but the outcome still differs between the neighbours.)"""
     from pdbg.session import Session
-    from pdbg.sql.rules import function_allowlist
+    from pdbg.sql import verify
+    from pdbg.sql.rules import function_allowlist, resolved_allowlist
 
     if defence == "off":
         monkeypatch.setattr(function_allowlist, "check", lambda ctx: None)
+        monkeypatch.setattr(resolved_allowlist, "allowed_function", lambda node: True)
+        monkeypatch.setattr(verify, "allowed_function", lambda node: True)
     sql = ("SELECT COUNT(*) AS n FROM t WHERE CASE WHEN message LIKE 'secret%' "
            "THEN levenshtein(repeat(message, 3000), repeat(message, 3000)) ELSE 0 END > 0")
     ws0, ws1, _ = _neighbours(make_ws)
@@ -141,7 +147,7 @@ def test_costly_functions_cannot_make_the_time_limit_a_membership_test(make_ws, 
         try:
             s.sql(sql, epsilon=0.1)
             outcomes.append("ok")
-        except (EngineError, QueryRejected) as err:
+        except PdbgError as err:
             outcomes.append(getattr(err, "rule", type(err).__name__))
     if defence == "on":
         assert outcomes == ["function-not-allowed", "function-not-allowed"]

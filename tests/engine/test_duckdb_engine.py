@@ -96,3 +96,40 @@ def test_engine_reuses_one_instance_per_process(ws):
     with eng.connect() as b:
         assert POOL._instances[str(ws.data_path.resolve())] is first
         b.execute("SELECT 1").fetchall()
+
+
+# -- before any row is read: version, key types; `touched` marks the point of data access --------
+
+def test_group_keys_must_be_scalar_before_execution(ws):
+    import threading
+
+    from pdbg.errors import QueryRejected
+    from pdbg.sql.plan import KeySpec
+
+    touched = threading.Event()
+    p = Plan(dataset="t", table="t", keys=(KeySpec("k", "private", None),), measures=(), quantiles=(), outputs=(),
+             g=1, k=1, bounded_sql="SELECT [s] AS k, count(*) AS n FROM t GROUP BY k", quantile_sql=None,
+             post_sql=None, normalized="x")
+    with pytest.raises(QueryRejected) as err:
+        DuckDBEngine(ws).execute(p, salt="x", touched=touched)
+    assert err.value.rule == "key-type" and "VARCHAR[]" in err.value.message
+    assert SECRET_VALUE not in str(err.value)
+    assert not touched.is_set()                       # refused before any row was read: free
+
+
+def test_a_changed_data_version_is_refused_before_reading(ws):
+    import threading
+
+    touched = threading.Event()
+    with pytest.raises(EngineError, match="changed"):
+        DuckDBEngine(ws).execute(plan("SELECT count(*) AS n FROM t"), salt="x", expect_version=6, touched=touched)
+    assert not touched.is_set()
+
+
+def test_touched_is_set_once_rows_are_read(ws):
+    import threading
+
+    touched = threading.Event()
+    with pytest.raises(EngineError):
+        DuckDBEngine(ws).execute(plan("SELECT CAST(s AS INTEGER) AS n FROM t"), salt="x", touched=touched)
+    assert touched.is_set()                           # a failure while reading: the caller must charge it
