@@ -56,6 +56,8 @@ STATUS = {
     "AccessDenied": 403, "QueryRejected": 400, "BudgetExceeded": 409, "PolicyError": 400,
     "WorkspaceError": 400, "IngestError": 400, "EngineError": 503, "QueryTimeout": 504,
     "AuditError": 503, "PdbgError": 400,
+    # a query that failed after reading data: charged and audited, a fixed message (never a bare 500)
+    "QueryFailed": 422,
 }
 
 log = logging.getLogger("pdbg.server")
@@ -217,6 +219,8 @@ def _json_error(status: int, error: str, message: str, hint: str, headers: dict 
 
 def _error_response(err: errors.PdbgError) -> JSONResponse:
     status = next((STATUS[c.__name__] for c in type(err).__mro__ if c.__name__ in STATUS), 400)
+    if isinstance(err, errors.QueryFailed) and err.rule == "timeout":
+        status = 504   # still a charged failure (the body says so), but a gateway timeout to HTTP tooling
     return JSONResponse(status_code=status, content=_finite(err.to_dict()))
 
 

@@ -179,6 +179,8 @@ def _error_from(resp: httpx.Response) -> errors.PdbgError:
     hint = d.get("hint")
     if issubclass(cls, errors.QueryRejected):
         return cls(msg, hint, rule=d.get("rule") or "unsupported")
+    if issubclass(cls, errors.QueryFailed):
+        return cls(msg, hint, rule=d.get("rule") or "internal")
     if issubclass(cls, errors.BudgetExceeded):
         return cls(msg, hint, requested=d.get("requested"), remaining=d.get("remaining"))
     return cls(msg, hint)

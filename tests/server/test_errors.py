@@ -144,8 +144,10 @@ def test_unreachable_broker_is_a_pdbg_error():
 
 # -- the query time limit (in process: the engine must really be interrupted) -------------
 
-def test_query_timeout_reaches_the_engine_and_is_504_with_nothing_charged(demo, tokens, fresh_case, monkeypatch):
-    """A query running past `--query-timeout` is interrupted by DuckDB, answered 504, and charges nothing."""
+def test_query_timeout_reaches_the_engine_and_is_504_and_charged(demo, tokens, fresh_case, monkeypatch):
+    """A query running past `--query-timeout` is interrupted by DuckDB and answered 504. It had
+    started reading private rows, so the timeout is a release (whether it happens can depend on
+    the data): charged and audited as ``query.failed`` (DESIGN.md invariant 10)."""
     import asyncio
 
     import httpx
@@ -174,9 +176,27 @@ def test_query_timeout_reaches_the_engine_and_is_504_with_nothing_charged(demo, 
             return before, r, after
 
     before, r, after = asyncio.run(drive())
-    body = assert_error_body(r, 504, "QueryTimeout")
+    body = assert_error_body(r, 504, "QueryFailed")
+    assert body["rule"] == "timeout" and body["charged"] is True
     assert "longer than" in body["message"] and "Narrow" in body["hint"]
-    assert seen and after == before
+    assert seen and after == pytest.approx(before + 0.1, rel=1e-6)
+
+
+def test_a_failure_after_data_access_is_json_charged_and_raised_as_query_failed(http, remote, fresh_case):
+    from pdbg.errors import QueryFailed
+
+    case = fresh_case()
+    bad = COUNT + " HAVING CAST(service AS INTEGER) > 1"
+    r = http(INVESTIGATOR).post("/v1/query", json={"case": case, "sql": bad, "epsilon": 0.1})
+    body = assert_error_body(r, 422, "QueryFailed")
+    assert body["rule"] == "post-processing" and body["charged"] is True
+    assert "checkout" not in r.text and "Conversion" not in r.text
+    s = remote(case)
+    spent = s.budget().spent_epsilon
+    with pytest.raises(QueryFailed) as err:
+        s.sql(bad.replace("500", "501"), epsilon=0.1)
+    assert err.value.rule == "post-processing"
+    assert s.budget().spent_epsilon > spent + 0.01          # zCDP composes: less than the sum, never nothing
 
 
 def test_serve_passes_its_limits_to_the_app(demo, monkeypatch):
