@@ -142,6 +142,48 @@ def register(cli: click.Group) -> None:
                         resolved=resolved).to_dict()
         _emit(c, as_json, _case_text(c))
 
+    @case_group.group("member")
+    def member_group():
+        """People attached to a case: only they may break glass on it."""
+
+    @member_group.command("add")
+    @click.argument("workspace", type=click.Path(file_okay=False))
+    @click.argument("case")
+    @click.argument("member", metavar="USER")
+    @click.option("--user", "acting", default=None, help="The case's opener, an approver or an admin. " + ACTING_HELP)
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+    def member_add(workspace, case, member, acting, as_json):
+        """Attach an investigator to CASE (never yourself); members may break glass on it."""
+        from pdbg.governance.members import add_member
+
+        m = add_member(_ws(workspace), _actor(acting), case, member)
+        _emit(m, as_json, f"{member} is a member of {case}")
+
+    @member_group.command("remove")
+    @click.argument("workspace", type=click.Path(file_okay=False))
+    @click.argument("case")
+    @click.argument("member", metavar="USER")
+    @click.option("--user", "acting", default=None, help="The case's opener, an approver or an admin. " + ACTING_HELP)
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+    def member_remove(workspace, case, member, acting, as_json):
+        """Detach a member from CASE (their grants stay; revoke them separately)."""
+        from pdbg.governance.members import remove_member
+
+        remove_member(_ws(workspace), _actor(acting), case, member)
+        _emit({"case": case, "user": member, "removed": True}, as_json, f"{member} is no longer a member of {case}")
+
+    @member_group.command("list")
+    @click.argument("workspace", type=click.Path(file_okay=False))
+    @click.argument("case")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+    def member_list(workspace, case, as_json):
+        """Added members and holders of an approved, unrevoked grant on CASE."""
+        from pdbg.governance.members import list_members
+
+        ms = list_members(_ws(workspace), case)
+        human = "\n".join(f"{m['user']:<20} {m['source']:<7} since {m['added']} ({m['added_by']})" for m in ms)
+        _emit({"case": case, "members": ms}, as_json, human or "no members")
+
     @case_group.command("show")
     @click.argument("workspace", type=click.Path(file_okay=False))
     @click.argument("case")

@@ -118,3 +118,28 @@ def test_every_verb_has_help(run):
                  ["review", "close"], ["budget"], ["purge"]):
         out, _ = run(*argv, "--help")
         assert "--json" in out, argv
+
+
+def test_case_member_verbs_attach_people_for_break_glass(ws, run):
+    run("user", "add", ws, "root", "--role", "admin")
+    run("user", "add", ws, "alice", "--role", "investigator", "--user", "root")
+    run("user", "add", ws, "bob", "--role", "approver", "--user", "root")
+    run("case", "open", ws, "INC-8", "--title", "latency", "--user", "bob")
+    out, _ = run("access", "break-glass", ws, "--user", "alice", "--case", "INC-8", "--dataset", "requests",
+                 "--reason", "down", "--json", code=1)
+    assert _j(out)["error"] == "AccessDenied" and "case member add" in _j(out)["hint"]
+    out, _ = run("case", "member", "add", ws, "INC-8", "alice", "--user", "alice", "--json", code=1)
+    assert "only its opener" in _j(out)["message"]
+    out, _ = run("case", "member", "add", ws, "INC-8", "alice", "--user", "bob", "--json")
+    assert _j(out)["user"] == "alice" and _j(out)["added_by"] == "bob"
+    out, _ = run("case", "member", "list", ws, "INC-8", "--json")
+    assert [m["user"] for m in _j(out)["members"]] == ["alice"]
+    out, _ = run("access", "break-glass", ws, "--user", "alice", "--case", "INC-8", "--dataset", "requests",
+                 "--reason", "down", "--json")
+    assert _j(out)["kind"] == "break_glass"
+    run("case", "member", "remove", ws, "INC-8", "alice", "--user", "bob")
+    out, _ = run("case", "member", "list", ws, "INC-8")
+    assert "no members" in out
+    for verb in ("add", "remove", "list"):
+        out, _ = run("case", "member", verb, "--help")
+        assert "--json" in out
