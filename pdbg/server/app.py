@@ -238,11 +238,14 @@ def _finite(obj):
 # -- ASGI middleware -------------------------------------------------------------------------
 
 class _BodyLimit:
-    """Refuse bodies over the limit with 413 before the application reads them.
+    """Refuse bodies over the limit with 413, counting the bytes actually received.
 
-    A declared Content-Length is checked up front; a chunked body is buffered up to
-    the limit and refused as soon as it exceeds it, so no request can make the
-    broker hold more than ``limit`` bytes.
+    A declared Content-Length over the limit is refused up front, but a declaration is
+    only a claim: with ``Transfer-Encoding: chunked`` the server reads the chunks whatever
+    Content-Length says. So every body is buffered here, ``receive()`` message by message,
+    and refused the moment the count passes the limit; the application then sees one
+    message holding the whole (bounded) body. No request can make the broker hold more
+    than ``limit`` bytes of body, declared or not.
     """
 
     def __init__(self, app, limit: int) -> None:
@@ -253,38 +256,41 @@ class _BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.limit:
-                return await self._too_large(scope, receive, send)
-            return await self.app(scope, receive, send)
-        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            return await self.app(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._too_large(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return await self.app(scope, _replaying(message, receive), send)   # client gone
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            more = message.get("more_body", False)
             if size > self.limit:
                 return await self._too_large(scope, receive, send)
-        body, replayed = b"".join(chunks), False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        return await self.app(scope, _replaying({"type": "http.request", "body": body, "more_body": False},
+                                                receive), send)
 
     async def _too_large(self, scope, receive, send):
         resp = _json_error(413, "RequestTooLarge", f"request body over {self.limit} bytes",
                            "Send a shorter query; SQL is limited to 20,000 characters.",
                            headers={"Connection": "close"})
         await resp(scope, receive, send)
+
+
+def _replaying(first: dict, receive):
+    """A ``receive`` that returns ``first`` once, then defers to the server's (disconnects)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replay
 
 
 class _CatchAll:
@@ -574,13 +580,16 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
         return _finite(oversight(c).verify())
 
     def case_oversight(c: Caller, case: str):
-        """Oversight views of one case: the caller may see it, and it exists (else 403 / 404)."""
-        from pdbg.governance import cases
+        """Oversight views of one case: the caller may see it, and it exists (else 403 / 404).
 
-        ov = oversight(c)
-        ov._require_case(case)
+        ``case_access`` first, so that a caller without access learns nothing from 404 vs 403.
+        """
+        from pdbg.governance import cases
+        from pdbg.governance.case_access import case_access
+
+        case_access(ws, c.name, case)
         exists(cases.get_case, f"case {case!r}", case)
-        return ov
+        return oversight(c)
 
     @app.get("/v1/oversight/cases/{case}", tags=["oversight"], responses=_errors(401, 403, 404, 422))
     def ov_case(case: Annotated[CaseId, Path()], c: Caller = Depends(caller)) -> dict:

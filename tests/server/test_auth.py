@@ -149,10 +149,14 @@ def test_auditor_and_admin_read_audit_status_other_roles_do_not(http):
 
 
 def test_break_glass_over_http_is_investigator_only_and_audited_high(http, demo):
-    from pdbg.governance import cases
+    from pdbg.governance import cases, members
     from pdbg.ledger.audit import AuditLog
 
     cases.open_case(demo.ws, APPROVER, "S-GLASS", "break glass over http")
+    r = http(INVESTIGATOR).post("/v1/access/break-glass", json={"case": "S-GLASS", "dataset": "requests",
+                                                                "reason": "prod down"})
+    assert "not a member" in assert_error_body(r, 403, "AccessDenied")["message"]
+    members.add_member(demo.ws, APPROVER, "S-GLASS", INVESTIGATOR)
     assert_error_body(http(APPROVER).post("/v1/access/break-glass", json={
         "case": "S-GLASS", "dataset": "requests", "reason": "prod down"}), 403)
     r = http(INVESTIGATOR).post("/v1/access/break-glass", json={"case": "S-GLASS", "dataset": "requests",
