@@ -110,8 +110,7 @@ def replay_case(session) -> Replay:
     from pdbg.errors import PdbgError
 
     out = Replay()
-    budgets = session.budget()
-    out.spent_before = sum(b.spent_epsilon for b in (budgets if isinstance(budgets, list) else [budgets]))
+    before = _spent(session)
     seen: set[str] = set()
     for rec in session.history():
         if rec.get("action") != "query" or rec.get("cached") or not rec.get("release_id"):
@@ -132,9 +131,26 @@ def replay_case(session) -> Replay:
             out.skipped.append((rec, f"{type(err).__name__}: {err.message}"))
             continue
         out.results.append((rec, res))
-    budgets = session.budget()
-    out.spent_after = sum(b.spent_epsilon for b in (budgets if isinstance(budgets, list) else [budgets]))
+    after = _spent(session)
+    if before is not None and after is not None:
+        out.spent_before, out.spent_after = before, after
     return out
+
+
+def _spent(session) -> float | None:
+    """ε spent under the session's active grant; None when it holds none.
+
+    A postmortem usually runs after the grant expired: then ``budget()`` is refused, and
+    nothing can be spent either (every release needs an active grant), so the replay is
+    free by construction and the history and replays still show the grant's releases.
+    """
+    from pdbg.errors import AccessDenied
+
+    try:
+        budgets = session.budget()
+    except AccessDenied:
+        return None
+    return sum(b.spent_epsilon for b in (budgets if isinstance(budgets, list) else [budgets]))
 
 
 # -- privacy impact ----------------------------------------------------------------

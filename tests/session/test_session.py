@@ -215,3 +215,28 @@ def test_bounds_group_by_the_stored_unit_id_and_investigators_cannot_name_it(dem
         with pytest.raises(QueryRejected):
             s.sql(bad, epsilon=0.1)
     assert s.budget().spent_epsilon == before
+
+
+def test_postmortem_replays_after_the_grant_expired_and_not_after_revocation(demo_ws, fresh_case, monkeypatch):
+    """`pdbg postmortem` runs when the incident is over: an expired (unrevoked) grant still lists
+    and replays the releases made under it, for free; a revoked one shows nothing."""
+    from datetime import timedelta
+
+    from pdbg import clock
+    from pdbg.governance import access
+    from pdbg.notebook.postmortem import replay_case
+
+    case = fresh_case()
+    s = pdbg.connect(str(demo_ws.ws.root), user=INVESTIGATOR, case=case)
+    r = s.sql(COUNT_BY_SERVICE, epsilon=0.1)
+    later = clock.now() + timedelta(hours=5)                     # fresh_case grants last 4 h
+    monkeypatch.setattr(clock, "now", lambda: later)
+    with pytest.raises(AccessDenied, match="expired"):
+        s.budget()
+    rep = replay_case(s)
+    assert [res.release_id for _, res in rep.results] == [r.release_id] and rep.spent == 0
+    assert rep.results[0][1].df.equals(r.df) and not rep.skipped
+    (grant,) = access.list_grants(demo_ws.ws, user=INVESTIGATOR, case=case)
+    access.revoke(demo_ws.ws, grant.id, APPROVER)
+    with pytest.raises(AccessDenied, match="revoked"):
+        replay_case(s)
