@@ -34,9 +34,11 @@ def privacy_impact(ws, case: str) -> dict:
         p = by_person.setdefault((g["user"], g["dataset"]),
                                  {"user": g["user"], "dataset": g["dataset"], "epsilon": 0.0, "delta": 0.0, "releases": 0})
         p["epsilon"] += g["spent_epsilon"]
-    refused, releases, cached = [], 0, 0
+    refused, failed, releases, cached = [], [], 0, 0
     for r in records:
-        if r.get("action") == "query":
+        if r.get("action") in ("query", "query.failed"):   # a failure after data access is a charged release
+            if r.get("action") == "query.failed":
+                failed.append({"ts": r.get("ts"), "user": r.get("actor"), "rule": r.get("rule")})
             if r.get("cached"):
                 cached += 1
                 continue
@@ -62,6 +64,7 @@ def privacy_impact(ws, case: str) -> dict:
     score = privacy_score(fraction, len(break_glass), len(raw_access))
     return {
         "case": case, "datasets": list(by_dataset.values()), "people": list(by_person.values()),
-        "grants": grants, "break_glass": break_glass, "refused": refused, "raw_access": raw_access,
+        "grants": grants, "break_glass": break_glass, "refused": refused, "failed": failed,
+        "raw_access": raw_access,
         "releases": releases, "cached_replays": cached, "score": score, "band": score_band(score),
     }

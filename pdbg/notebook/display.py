@@ -283,6 +283,8 @@ HISTORY_COLUMNS = ("ts", "user", "status", "epsilon", "sql", "release_id")
 def _status(h: dict) -> str:
     if h.get("action") == "query.refused" or h.get("refused"):
         return "refused"
+    if h.get("action") == "query.failed":
+        return "failed (charged)"
     if h.get("cached"):
         return "cache"
     return "released"
@@ -297,7 +299,7 @@ def history_rows(history: list[dict]) -> list[dict]:
         row["status"] = _status(h)
         eps = h.get("epsilon")
         cost = h.get("cost")
-        if row["status"] != "released":
+        if row["status"] not in ("released", "failed (charged)"):
             eps = 0.0 if row["status"] == "cache" else ""
         elif isinstance(cost, dict) and cost.get("epsilon") is not None:
             eps = cost["epsilon"]

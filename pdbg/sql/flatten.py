@@ -115,6 +115,10 @@ class Flattener:
         scope = _Scope(self, inner, [])
         mapping: dict[str, Any] = {}
         for item in body.expressions:
+            if not isinstance(item, exp.Star) and item.find(exp.Star, exp.Columns) is not None \
+                    and not isinstance(item.find(exp.Star).parent if item.find(exp.Star) else None, exp.Count):
+                reject("no-star", "* LIKE, * SIMILAR TO and COLUMNS(…) are not supported in a CTE or FROM-subquery",
+                       "Name each column, or use * / * EXCLUDE (…).")
             if isinstance(item, exp.Star) and (item.args.get("replace") or item.args.get("rename")):
                 reject("no-star", "* REPLACE (…) and * RENAME (…) are not supported in a CTE or FROM-subquery",
                        "Name each column: SELECT <expr> AS <name>, … .")

@@ -75,7 +75,8 @@ def safe(e, types) -> bool:
         return all(safe(i.this, types) and safe(i.args["true"], types) for i in e.args.get("ifs") or []) and (
             e.args.get("default") is None or safe(e.args["default"], types)) and e.this is None
     if isinstance(e, exp.DateBin):
-        return isinstance(e.this, exp.Interval) and _col_type(e.expression, types) == ColumnType.timestamp \
+        return isinstance(e.this, exp.Interval) and isinstance(e.this.this, exp.Literal) \
+            and _col_type(e.expression, types) == ColumnType.timestamp \
             and not e.args.get("origin")
     if isinstance(e, exp.TimestampTrunc):
         return _col_type(e.this, types) == ColumnType.timestamp

@@ -201,3 +201,18 @@ def test_an_audit_failure_for_a_failed_query_releases_like_an_answer(demo_ws, fr
         s.sql(Q, epsilon=0.1)
     assert _spent(s) == spent0
     assert reconcile(s.ws).ok
+
+
+def test_a_charged_failure_shows_in_the_history_table_and_the_privacy_impact(demo_ws, fresh_case):
+    from pdbg.governance.impact import privacy_impact
+    from pdbg.notebook.display import history_rows
+
+    case = fresh_case(1.0)
+    s = Session(demo_ws.ws, user=INVESTIGATOR, case=case)
+    with pytest.raises(QueryFailed):
+        s.sql(Q + " HAVING CAST(service AS INTEGER) > 1", epsilon=0.1)
+    failed = [r for r in AuditLog(s.ws).records(case=case) if r["action"] == "query.failed"]
+    rows = history_rows(failed)
+    assert rows[0]["status"] == "failed (charged)" and rows[0]["epsilon"] == pytest.approx(0.1)
+    impact = privacy_impact(s.ws, case)
+    assert impact["releases"] == 1 and [f["rule"] for f in impact["failed"]] == ["post-processing"]

@@ -78,3 +78,14 @@ def test_the_ceiling_is_the_widest_policy_bound(policy):
     plan_query("SELECT SUM(CASE WHEN status = 500 THEN 30000 ELSE 0 END) AS s FROM requests", policy)
     with pytest.raises(QueryRejected, match="exceeds 30000"):
         plan_query("SELECT SUM(CASE WHEN status = 500 THEN 30001 ELSE 0 END) AS s FROM requests", policy)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT COUNT(*) AS n FROM (SELECT * LIKE 's%' FROM requests) c",
+    "SELECT COUNT(*) AS n FROM (SELECT * SIMILAR TO 's.*' FROM requests) c",
+    "SELECT COUNT(*) AS n FROM (SELECT COLUMNS('s.*') FROM requests) c",
+])
+def test_pattern_stars_in_ctes_are_refused(sql, policy):
+    with pytest.raises(QueryRejected) as info:
+        plan_query(sql, policy)
+    assert info.value.rule == "no-star"

@@ -57,7 +57,7 @@ def allowed_function(node) -> bool:
 
 def check(ctx) -> None:
     for node in ctx.tree.walk():
-        if not isinstance(node, exp.Func) or isinstance(node, (exp.AggFunc, exp.Window, exp.Array, exp.Exists)):
+        if not isinstance(node, exp.Func) or isinstance(node, (exp.AggFunc, exp.Window, exp.Array, exp.Exists, exp.Columns)):
             continue
         if not allowed_function(node):
             reject(RULE, f"function {_name(node)}() is not allowed in pdbg queries",
