@@ -444,6 +444,18 @@ def _failure_of(exc: BaseException) -> _Failure:
                     "Report the query to the pdbg maintainers. " + _CHARGED)
 
 
+def _scalar_key_values() -> tuple:
+    import datetime
+    import decimal
+
+    return (str, int, float, bool, decimal.Decimal, datetime.date, datetime.datetime)
+
+
+# the Python values of the key types the engine's binder check lets through (DATE arrives as
+# datetime.date, DECIMAL as Decimal): nothing it admits may fail here, after the data was read
+_SCALAR_KEY_VALUES = _scalar_key_values()
+
+
 def _check_exact_keys(plan, groups) -> None:
     """Group keys must be plain scalars before any noise is drawn (DuckDB's binder was asked
     before execution; this is the same check on what came back)."""
@@ -457,8 +469,7 @@ def _check_exact_keys(plan, groups) -> None:
         col = groups[k.name]
         kind = col.dtype.kind
         ok = kind in "biufM" or isinstance(col.dtype, pd.StringDtype) or (
-            kind == "O" and all(v is None or isinstance(v, (str, int, float, bool)) or type(v).__name__ == "Decimal"
-                                for v in col.tolist()))
+            kind == "O" and all(v is None or isinstance(v, _SCALAR_KEY_VALUES) for v in col.tolist()))
         if not ok:
             raise QueryFailed("a group key came back with a type that cannot be released",
                               "Group by a column, a CASE of literals or a time bucket. " + _CHARGED,

@@ -123,6 +123,13 @@ class _Post:
         order, ordered = [], set()
         for o in fq.order:
             this = o.this
+            if isinstance(this, exp.Var) and this.name.upper() == "ALL":   # ORDER BY ALL: every output, in order
+                desc = " DESC" if o.args.get("desc") else ""
+                for names in self.item_names.values():
+                    for n in names:
+                        order.append(render(self._col(n)) + desc)
+                        ordered.add(render(self._col(n)))
+                continue
             if isinstance(this, exp.Literal) and not this.is_string:
                 idx = self._int(this, "ORDER BY position")
                 names = list(self.item_names.values())

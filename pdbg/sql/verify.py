@@ -201,6 +201,7 @@ def _public_step(body, policy: DatasetPolicy, name: str) -> None:
 def _base(base, policy: DatasetPolicy) -> None:
     """The only step over private rows: row-level, allowlisted, unable to fail on a value."""
     ceiling = value_ceiling(policy)
+    _measure_clamps(base, ceiling)
     for node in base.walk():
         if isinstance(node, exp.AggFunc) or isinstance(node, exp.Anonymous) and str(node.this).lower() in (
                 "list", "min", "max", "first", "any_value"):
@@ -218,11 +219,34 @@ def _base(base, policy: DatasetPolicy) -> None:
             _fail(f"{node.sql_name().lower()}() is not an allowed function")
         if isinstance(node, (exp.Cast, exp.TryCast)) and not _guarded_cast(node, ceiling):
             _fail("a cast in the base step that could fail on a value")
-        if isinstance(node, (exp.Least, exp.Greatest)):
-            for arg in [node.this, *node.expressions]:
+
+
+
+def _measure_clamps(base, ceiling: float) -> None:
+    """Measure inputs (``__m<i>``, ``__v<i>``) are clamped by constants within the policy's ceiling."""
+    for item in base.expressions:
+        if not (isinstance(item, exp.Alias) and item.alias.startswith(("__m", "__v"))):
+            continue
+        for node in item.find_all(exp.Least):
+            if not _outer_clamp(node):
+                continue
+            for arg in (*node.expressions, *node.this.expressions):
                 v = _number(arg)
-                if v is not None and abs(v) > ceiling:
+                if v is None or abs(v) > ceiling:
                     _fail("a clamp constant beyond the policy's value ceiling")
+
+
+def _outer_clamp(node) -> bool:
+    """The planner's clamp of an aggregate input, LEAST(GREATEST(v, lo), hi), not nested in another clamp
+    (clamps the investigator wrote inside it may use any constants: the outer one bounds them)."""
+    if not (isinstance(node, exp.Least) and isinstance(node.this, exp.Greatest)):
+        return False
+    anc = node.parent
+    while anc is not None:
+        if isinstance(anc, (exp.Least, exp.Greatest)):
+            return False
+        anc = anc.parent
+    return True
 
 
 def _guarded_cast(node, ceiling: float) -> bool:
@@ -241,7 +265,7 @@ def _guarded_cast(node, ceiling: float) -> bool:
         return False
     # the clamp's own constants bound the converted value (its argument's casts are checked on their own)
     limit = max(ceiling, float(FLOAT_SCALE))
-    clamps = [n for n in inner.find_all(exp.Least) if isinstance(n.this, exp.Greatest)]
+    clamps = [n for n in inner.find_all(exp.Least) if _outer_clamp(n)]
     if not clamps:
         return False
     for c in clamps:

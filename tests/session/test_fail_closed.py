@@ -216,3 +216,15 @@ def test_a_charged_failure_shows_in_the_history_table_and_the_privacy_impact(dem
     assert rows[0]["status"] == "failed (charged)" and rows[0]["epsilon"] == pytest.approx(0.1)
     impact = privacy_impact(s.ws, case)
     assert impact["releases"] == 1 and [f["rule"] for f in impact["failed"]] == ["post-processing"]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT ts::DATE AS d, COUNT(*) AS n FROM requests GROUP BY 1",
+    "SELECT CASE WHEN status >= 500 THEN 1.5 ELSE 0.5 END AS k, COUNT(*) AS n FROM requests GROUP BY 1",
+    "SELECT service, COUNT(*) AS n FROM requests GROUP BY ALL ORDER BY ALL",
+])
+def test_key_types_the_binder_admits_are_released_not_failed(demo_ws, fresh_case, sql):
+    """Whatever passes the pre-data checks must not fail afterwards for a reason known before
+    (that would charge the investigator for nothing they could learn)."""
+    s = _session(demo_ws, fresh_case)
+    s.sql(sql, epsilon=0.1)

@@ -25,6 +25,10 @@ EXTRA = [
     "LEFT JOIN services USING (service) WHERE CAST(message AS INT) > 3 GROUP BY team",
     "SELECT error_code, quantile_cont(latency_ms, 0.5) AS q, AVG(bytes_out) AS s FROM requests GROUP BY 1",
     "SELECT service, COUNT(*) AS n FROM requests GROUP BY service HAVING COUNT(*) > 3 ORDER BY n DESC LIMIT 2",
+    "SELECT service, COUNT(*) AS n FROM requests GROUP BY ALL ORDER BY ALL",
+    # the investigator's own clamps inside the planner's may use any constants (the outer clamp bounds them)
+    "SELECT SUM(LEAST(latency_ms, 1e9)) AS s, AVG(GREATEST(latency_ms, -1e18)) AS a FROM requests",
+    "SELECT COUNT(*) AS n FROM requests WHERE LEAST(GREATEST(latency_ms, bytes_out), 1e20) > 5",
 ]
 
 
