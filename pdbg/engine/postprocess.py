@@ -29,10 +29,12 @@ def _sandbox():
     """This thread's in-memory database (~15 ms to start, so it is kept; it holds no data between calls)."""
     import duckdb
 
-    con = getattr(_LOCAL, "con", None)
-    if con is None:
+    import os
+
+    con, pid = getattr(_LOCAL, "con", None), getattr(_LOCAL, "pid", None)
+    if con is None or pid != os.getpid():   # never reuse a parent's database after fork
         con = duckdb.connect(":memory:", config=SANDBOX_CONFIG)
-        _LOCAL.con = con
+        _LOCAL.con, _LOCAL.pid = con, os.getpid()
     return con
 
 
