@@ -153,19 +153,17 @@ class Session:
     def history(self) -> list[dict]:
         """This case's release records from the audit log (text, ε, cached), oldest first.
 
-        Only for someone who has held a grant on the case (expired grants count: the history
-        of one's own case stays readable for the postmortem; other cases' queries do not).
+        What shows is decided by ``pdbg.governance.case_access``: with an active grant every
+        release of the case on its dataset; with only an expired (unrevoked) grant the releases
+        made while it was active, so one's own postmortem stays readable; after revocation nothing.
         """
-        from pdbg.errors import AccessDenied
-        from pdbg.governance import access
+        from pdbg.governance.case_access import case_access
         from pdbg.ledger.audit import AuditLog
 
-        if not access.list_grants(self.ws, user=self.user, case=self.case):
-            raise AccessDenied(f"{self.user!r} has held no grant on case {self.case!r}",
-                               "Ask an approver or auditor for the case's history.")
+        view = case_access(self.ws, self.user, self.case)
         out = []
         for r in AuditLog(self.ws).records(case=self.case):
-            if r.get("action") in ("query", "query.refused"):
+            if r.get("action") in ("query", "query.refused") and view.allows(r.get("ts"), r.get("dataset")):
                 out.append({k: r.get(k) for k in ("seq", "ts", "actor", "action", "sql", "params", "epsilon",
                                                    "cached", "charged", "release_id", "reason")})
         return out
@@ -376,23 +374,24 @@ class Session:
         """Show a release this case already made, from the cache, at zero cost.
 
         For postmortems that re-run a case after its grant expired: replaying reveals
-        nothing new and spends nothing. A revoked grant still refuses (revocation is
-        meant to stop all access); a release from another case is not found.
+        nothing new and spends nothing. Visibility is ``pdbg.governance.case_access``'s:
+        a release made while one of the user's grants was active (or any, while one is);
+        a revoked grant shows nothing; a release from another case is not found.
         """
         from pdbg.errors import AccessDenied, PdbgError
-        from pdbg.governance import access
+        from pdbg.governance.case_access import case_access
         from pdbg.ledger.audit import AuditLog
         from pdbg.ledger.cache import ReleaseCache
 
+        case_access(self.ws, self.user, self.case)          # refuse before saying whether the release exists
         with ReleaseCache(self.ws) as cache:
             entry = next((e for e in cache.list_case(self.case) if e.get("release_id") == release_id), None)
         if entry is None:
             raise PdbgError(f"no release {release_id!r} in case {self.case!r}",
                             "List this case's releases with history().")
-        grants = access.list_grants(self.ws, user=self.user, case=self.case, dataset=entry.dataset)
-        if not grants or all(g.status() == "revoked" for g in grants):
-            raise AccessDenied(f"{self.user!r} holds no unrevoked grant on case {self.case!r}",
-                               "Ask the investigator of this case, or an approver, to replay it.")
+        if not case_access(self.ws, self.user, self.case, entry.dataset).allows(entry.created, entry.dataset):
+            raise AccessDenied(f"release {release_id} was made outside {self.user!r}'s grants on case {self.case!r}",
+                               "Ask an approver or auditor for this case's records, or request access again.")
         AuditLog(self.ws).append(self.user, "query.replay", case=self.case, dataset=entry.dataset,
                                  release_id=release_id, cached=True, charged=False)
         return _result_from_entry(entry, entry.get("sql", ""), entry.get("epsilon", 0.0), cached=True,
