@@ -163,7 +163,7 @@ class Session:
         view = case_access(self.ws, self.user, self.case)
         out = []
         for r in AuditLog(self.ws).records(case=self.case):
-            if r.get("action") in ("query", "query.refused") and view.allows(r.get("ts"), r.get("dataset")):
+            if r.get("action") in _HISTORY_ACTIONS and view.allows(r.get("ts"), r.get("dataset")):
                 out.append({k: r.get(k) for k in ("seq", "ts", "actor", "action", "sql", "params", "epsilon",
                                                    "cached", "charged", "release_id", "reason")})
         return out
@@ -408,6 +408,10 @@ class Session:
 
         AuditLog(self.ws).append(self.user, "query.refused", case=self.case, sql=query, charged=False,
                                  error=type(err).__name__, rule=getattr(err, "rule", None), reason=err.message)
+
+
+# What an investigator's history shows: answers (fresh or cached), charged failures, refusals.
+_HISTORY_ACTIONS = ("query", "query.failed", "query.refused")
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,11 @@ def test_key_types_the_binder_admits_are_released_not_failed(demo_ws, fresh_case
     (that would charge the investigator for nothing they could learn)."""
     s = _session(demo_ws, fresh_case)
     s.sql(sql, epsilon=0.1)
+
+
+def test_history_lists_charged_failures(demo_ws, fresh_case):
+    s = _session(demo_ws, fresh_case)
+    with pytest.raises(QueryFailed):
+        s.sql(Q + " HAVING CAST(service AS INTEGER) > 2", epsilon=0.1)
+    h = s.history()
+    assert [r["action"] for r in h][-1] == "query.failed" and h[-1]["charged"] is True
