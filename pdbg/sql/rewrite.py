@@ -89,7 +89,7 @@ def base_cte(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], inputs: 
     frm = f"{ident(policy.table)} AS {PRIVATE_ALIAS}"
     for j in fq.joins:
         frm += (f" {'LEFT ' if j.left else ''}JOIN {ident(j.table)} AS {j.alias}"
-                f" ON {render(j.private_expr)} = {j.alias}.{ident(j.key)}")
+                f" ON {render(guard(j.private_expr, fq.types))} = {j.alias}.{ident(j.key)}")
     where = f" WHERE {render(guard(fq.where, fq.types))}" if fq.where is not None else ""
     return f"__base AS (SELECT {', '.join(cols)} FROM {frm}{where})"
 

@@ -47,6 +47,9 @@ _PLANNER_FUNCS = (exp.ArrayAgg, exp.ArraySort, exp.Avg, exp.Case, exp.Cast, exp.
 _BASE_FUNCS = (exp.Case, exp.Cast, exp.Coalesce, exp.Greatest, exp.Least, exp.If, exp.Round, exp.Pow, exp.Connector)
 _QUERY_NODES = (exp.Select, exp.Subquery, exp.Exists, exp.Lateral, exp.Unnest, exp.Query)
 _KINDS = ("bounded", "quantile", "post")
+# Operators that can raise on a value (overflow, integer division by zero): in __base only under TRY,
+# or as the planner's fixed-point arithmetic on a clamped value.
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow)
 
 
 def _fail(what: str):
@@ -219,6 +222,8 @@ def _base(base, policy: DatasetPolicy) -> None:
             _fail(f"{node.sql_name().lower()}() is not an allowed function")
         if isinstance(node, (exp.Cast, exp.TryCast)) and not _guarded_cast(node, ceiling):
             _fail("a cast in the base step that could fail on a value")
+        if isinstance(node, _ARITHMETIC) and not (_inside_try(node) or _inside_fixed_point(node, ceiling)):
+            _fail("arithmetic in the base step that could fail on a value (overflow, division by zero)")
 
 
 
@@ -273,6 +278,28 @@ def _guarded_cast(node, ceiling: float) -> bool:
             v = _number(arg)
             if v is None or abs(v) > limit:
                 return False
+    return True
+
+
+def _inside_fixed_point(node, ceiling: float) -> bool:
+    """Arithmetic of the planner's fixed-point conversion: inside CAST(… AS BIGINT) of a clamp, and every
+    column it reads reaches it through the clamp (or a TRY), so its operands are bounded constants."""
+    anc = node.parent
+    while anc is not None and not (isinstance(anc, exp.Cast) and _guarded_cast(anc, ceiling)
+                                   and not isinstance(anc.this, exp.Literal)):
+        anc = anc.parent
+    if anc is None:
+        return False
+    for col in node.find_all(exp.Column):
+        up, bounded = col.parent, False
+        while up is not None and up is not node:
+            if _outer_clamp(up) or isinstance(up, exp.Try) or (
+                    isinstance(up, exp.Anonymous) and str(up.this).lower() == "try"):
+                bounded = True
+                break
+            up = up.parent
+        if not bounded:
+            return False
     return True
 
 

@@ -59,10 +59,13 @@ def _defences_off(monkeypatch, ws_for_post=None):
     """Every layer that stops hidden subqueries, off: the resolved allowlist, the WHERE
     subquery check, the function allowlist, the verifier, and the sandbox (post-processing
     then runs on the data file, as it did before the fix)."""
+    import pdbg.session as sess
     from pdbg.engine import postprocess
-    from pdbg.sql import flatten, verify
+    from pdbg.sql import flatten, rewrite, verify
     from pdbg.sql.rules import function_allowlist, resolved_allowlist
 
+    monkeypatch.setattr(sess, "_PLANS", {})              # plans made with the defences on must not be reused
+    monkeypatch.setattr(rewrite, "guard", lambda e, types: e)   # TRY(subquery) would not even bind
     monkeypatch.setattr(resolved_allowlist, "check", lambda ctx: None)
     monkeypatch.setattr(function_allowlist, "check", lambda ctx: None)
     monkeypatch.setattr(flatten._Scope, "check_subqueries", lambda self, where: None)
@@ -151,8 +154,10 @@ OVERFLOW = "SELECT SUM(CASE WHEN message = '" + CANARY + "' THEN 1e17 ELSE 0 END
 def test_huge_constants_cannot_turn_overflow_into_an_exact_count(make_ws, monkeypatch, defence):
     ws0, ws1, _ = _pair(make_ws, extra_rows=10)
     if defence == "off":
+        import pdbg.session as sess
         from pdbg.sql import measures, verify
 
+        monkeypatch.setattr(sess, "_PLANS", {})
         monkeypatch.setattr(measures, "value_ceiling", lambda policy: float("inf"))
         monkeypatch.setattr(verify, "value_ceiling", lambda policy: float("inf"))
     sql = OVERFLOW.replace("1e17", "1e18")       # k = 10 rows of 1e18 overflow BIGINT; none does not
@@ -178,11 +183,36 @@ def test_nested_type_keys_are_refused_before_reading(make_ws, sql, rule):
 def test_list_keys_with_the_allowlist_off_are_still_refused_by_the_binder_check(make_ws, monkeypatch):
     """Defence in depth: without the allowlist, DuckDB's binder (DESCRIBE, no rows read) sees a
     LIST key and the engine refuses before execution: still free, still the same on both."""
+    import pdbg.session as sess
     from pdbg.sql import verify
     from pdbg.sql.rules import resolved_allowlist
 
+    monkeypatch.setattr(sess, "_PLANS", {})
     monkeypatch.setattr(resolved_allowlist, "check", lambda ctx: None)
     monkeypatch.setattr(verify, "verify_executed", lambda sql, policy, kind: None)
     ws0, ws1, _ = _pair(make_ws)
     sql = "SELECT [service] AS k, COUNT(*) AS n FROM t GROUP BY k"
     assert _outcome(ws0, sql) == _outcome(ws1, sql) == ("refused", "key-type")
+
+
+# -- a join condition that fails on one value: copied into the base scan, it must be guarded ----
+
+JOIN_FAIL = ("SELECT COUNT(*) AS n FROM t JOIN teams ON teams.service = "
+             "CASE WHEN 1 // (t.bytes_out - 100) >= 0 THEN t.service END")
+
+
+@pytest.mark.parametrize("defence", ["on", "off"])
+def test_a_failing_join_condition_cannot_reveal_a_value(make_ws, monkeypatch, defence):
+    ws0, ws1, _ = _pair(make_ws)                 # only the victim has bytes_out = 100
+    if defence == "off":
+        import pdbg.session as sess
+        from pdbg.sql import rewrite, verify
+
+        monkeypatch.setattr(sess, "_PLANS", {})
+        monkeypatch.setattr(rewrite, "guard", lambda e, types: e)
+        monkeypatch.setattr(verify, "verify_executed", lambda sql, policy, kind: None)
+    outcomes = [_outcome(ws, JOIN_FAIL)[0] for ws in (ws0, ws1)]
+    if defence == "on":
+        assert outcomes == ["answer", "answer"]
+    else:
+        assert outcomes == ["answer", "failed"]   # charged, but the failure itself tells the victim's value

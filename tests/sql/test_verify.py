@@ -68,11 +68,22 @@ BASE = "SELECT service, COUNT(*) AS n FROM requests WHERE status >= 500 GROUP BY
     ("__heavy AS", "__evil AS", "unknown or repeated step"),
     ("__r.service AS service", "__r.internal_note AS service", "not a stored column"),
     ("1 AS __m0", "COUNT(*) AS __m0", "aggregate in the base step"),
+    ("__r.service AS service", "__r.bytes_out * 9223372036854775807 AS service", "arithmetic in the base step"),
+    ("__r.service AS service", "1 // (__r.bytes_out - 999) AS service", "arithmetic in the base step"),
+    ("1 AS __m0", "CAST(round(__r.bytes_out * 1000) AS BIGINT) AS __m0", "cast in the base step"),
 ])
 def test_smuggled_constructs_are_caught(find, replace, why, policy):
     text = plan_query(BASE, policy).bounded_sql
     assert find in text
     assert why in _rejected(text.replace(find, replace, 1), policy)
+
+
+def test_an_unguarded_join_condition_is_caught(policy):
+    text = plan_query("SELECT team, COUNT(*) AS n FROM requests JOIN services ON services.service = "
+                      "CASE WHEN 1 // (requests.bytes_out - 999) > 0 THEN 'api' END GROUP BY team", policy).bounded_sql
+    assert "ON TRY(" in text                                     # the planner guards it …
+    bad = text.replace("ON TRY(", "ON (", 1)
+    assert "arithmetic in the base step" in _rejected(bad, policy)   # … and the verifier insists
 
 
 def test_clamp_constants_beyond_the_ceiling_are_caught(policy):
