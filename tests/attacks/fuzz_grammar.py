@@ -14,7 +14,13 @@ and what the checks must see through:
 * star expressions (``*``, ``t.*``, ``COLUMNS('…')``, ``* EXCLUDE``, ``* REPLACE``);
 * nested-type constructors (``[service]``, ``{'a': service}``, ``MAP {…}``, ``ts - TIMESTAMP …``);
 * huge literals (1e17, 1e300, 9223372036854775807, -1e308) in sums, averages and CASE branches;
-* failing casts (``CAST(message AS INTEGER)``, ``service::INT``).
+* failing casts (``CAST(message AS INTEGER)``, ``service::INT``);
+* expressions over the query's own outputs that fail only on released values
+  (``CAST(n AS TINYINT)``, ``service::INT``, ``1 // (n - n)``) in HAVING / ORDER BY;
+* window functions over private rows (``SUM(bytes_out) OVER (PARTITION BY user_id)``, ``lag(message) OVER …``).
+
+A hostile CTE or FROM-subquery column ``x`` is then used by the outer query (as a key, as
+time_bucket's interval, in an aggregate, WHERE, HAVING or ORDER BY), as in the review.
 
 Positions: select items, group keys, aggregate arguments, FILTER, WHERE, HAVING, ORDER BY,
 LIMIT, CTE projections, FROM-subquery projections, JOIN … ON, time_bucket's interval, CASE
@@ -178,7 +184,7 @@ def subquery_piece(draw) -> tuple[str, exp.Expression]:
     if form == "listcomp":
         return "value", P(f"[x FOR x IN ({sel.sql(dialect=DIALECT)})]")
     if form == "array_agg_index":
-        return "value", exp.Bracket(this=exp.Array(expressions=[sel]), expressions=[lit(1)])
+        return "value", exp.Bracket(this=exp.Array(expressions=[sel]), expressions=[lit(0)])   # renders [1]
     if form == "in":
         c = draw(st.sampled_from(("service", "endpoint", "user_id")))
         return "bool", exp.In(this=col(c), query=exp.Subquery(this=sel))
@@ -238,7 +244,38 @@ def star_piece() -> st.SearchStrategy[tuple[str, exp.Expression]]:
     ))
 
 
+def window_piece() -> st.SearchStrategy[tuple[str, exp.Expression]]:
+    return st.sampled_from((
+        ("value", P("SUM(bytes_out) OVER (PARTITION BY user_id)")),
+        ("value", P("row_number() OVER (ORDER BY ts)")),
+        ("value", P("lag(message) OVER (ORDER BY bytes_out DESC)")),
+        ("value", P("COUNT(*) OVER (PARTITION BY endpoint)")),
+        ("value", P("first_value(endpoint) OVER (ORDER BY bytes_out DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")),
+    ))
+
+
+OUT = "__out__"   # replaced by one of the query's output names once they are known
+
+
+def output_piece() -> st.SearchStrategy[tuple[str, exp.Expression]]:
+    """Expressions over the query's own outputs that fail only on the released values (post-processing)."""
+    o = lambda: exp.column(OUT)  # noqa: E731
+    return st.sampled_from((
+        ("value", exp.cast(o(), "TINYINT")),
+        ("value", exp.cast(o(), "INTEGER")),
+        ("value", exp.cast(o(), "DATE")),
+        ("value", exp.cast(exp.cast(o(), "VARCHAR"), "INTEGER")),
+        ("value", exp.Mul(this=o(), expression=lit(9223372036854775807))),
+        ("value", exp.Ln(this=exp.Sub(this=o(), expression=lit(1e9)))),
+        ("value", exp.IntDiv(this=lit(1), expression=exp.Paren(this=exp.Sub(this=o(), expression=o())))),
+        ("value", exp.Array(expressions=[o()])),
+        ("value", exp.Anonymous(this="error", expressions=[exp.cast(o(), "VARCHAR")])),
+    ))
+
+
 FAMILIES = {
+    "output": output_piece,
+    "window": window_piece,
     "subquery": subquery_piece,
     "positional": positional_piece,
     "star": star_piece,
@@ -249,9 +286,14 @@ FAMILIES = {
 
 
 @st.composite
-def hostile_piece(draw) -> tuple[str, str, exp.Expression]:
-    """(family, kind, node); the family first, uniformly (subqueries twice as often)."""
-    fam = draw(st.sampled_from(("subquery", "subquery", "positional", "star", "nested", "huge", "cast")))
+def hostile_piece(draw, post: bool = False) -> tuple[str, str, exp.Expression]:
+    """(family, kind, node); the family first, uniformly (subqueries twice as often; in HAVING and
+    ORDER BY, half of the pieces are over the outputs, so failures after data access are common)."""
+    if post and draw(st.booleans()):
+        fam = "output"
+    else:
+        fam = draw(st.sampled_from(("subquery", "subquery", "positional", "star", "nested", "huge", "cast",
+                                    "window", "output")))
     kind, node = draw(FAMILIES[fam]())
     return fam, kind, node
 
@@ -288,7 +330,7 @@ def queries(draw) -> tuple[str, dict]:
     """(sql, info) — info names the shape and the planted (position, family) pairs for reporting."""
     n_hostile = draw(st.sampled_from((0, 0, 0, 1, 1, 1, 2)))
     positions = draw(st.lists(st.sampled_from(POSITIONS), min_size=n_hostile, max_size=n_hostile, unique=True))
-    plants = [(p, draw(hostile_piece())) for p in positions]
+    plants = [(p, draw(hostile_piece(post=p in ("having", "order")))) for p in positions]
     where_at = {p: (f, k, node) for p, (f, k, node) in plants}
     wrap = draw(st.sampled_from(("plain", "plain", "plain", "cte", "from_sub")))
     if "cte" in where_at:
@@ -297,6 +339,25 @@ def queries(draw) -> tuple[str, dict]:
         wrap = "from_sub"
     join = draw(st.sampled_from((False, False, True))) or "join_on" in where_at
     qual = TABLE if wrap == "plain" else ("c" if wrap == "cte" else "s")
+    # A hostile CTE / FROM-subquery column x is used by the outer query somewhere (the review's
+    # breach: a scalar subquery in a CTE column, used as time_bucket's interval, ran unguarded).
+    wrap_plant = where_at.pop(wrap, None) if wrap != "plain" else None
+    x_use = None
+    if wrap_plant is not None and wrap_plant[1] != "star":
+        x_use = draw(st.sampled_from(("key", "bucket", "agg", "where", "having", "order", "none")))
+        if x_use in where_at:   # the slot is taken by another plant
+            x_use = "none"
+        x = exp.column("x")
+        if x_use == "key":
+            where_at["key"] = ("wrap", "value", x)
+        elif x_use == "bucket":
+            where_at["bucket_interval"] = ("wrap", "value", x)
+        elif x_use == "agg":
+            where_at["agg_arg"] = ("wrap", "value", x)
+        elif x_use in ("where", "having"):
+            where_at[x_use] = ("wrap", "bool", exp.Not(this=exp.Is(this=x, expression=exp.Null())))
+        elif x_use == "order":
+            where_at["order"] = ("wrap", "value", x)
 
     key_names = draw(st.lists(st.sampled_from(sorted(KEYS)), max_size=2, unique=True))
     if join and draw(st.booleans()):
@@ -370,9 +431,8 @@ def queries(draw) -> tuple[str, dict]:
         q = q.from_(TABLE)
     else:
         proj: list[exp.Expression] = [col(c) for c in COLUMNS]
-        pos = "cte" if wrap == "cte" else "from_sub"
-        if pos in where_at:
-            f, kind, h = where_at.pop(pos)
+        if wrap_plant is not None:
+            f, kind, h = wrap_plant
             proj.append(h.copy() if kind == "star" else exp.alias_(as_value(kind, h), "x"))
         elif draw(st.booleans()):
             proj = [exp.Star()]
@@ -420,5 +480,8 @@ def queries(draw) -> tuple[str, dict]:
     elif draw(st.booleans()):
         q = q.limit(draw(st.sampled_from((1, 5, 10))))
     assert not where_at, where_at
-    info = {"wrap": wrap, "join": bool(join), "plants": sorted((p, f) for p, (f, _, _) in plants)}
+    outputs = [e.alias for e in items if e.alias]
+    q = q.transform(lambda n: exp.column(draw(st.sampled_from(outputs))) if isinstance(n, exp.Column)
+                    and n.name == OUT and not n.table else n)
+    info = {"wrap": wrap, "join": bool(join), "x_use": x_use, "plants": sorted((p, f) for p, (f, _, _) in plants)}
     return q.sql(dialect=DIALECT), info

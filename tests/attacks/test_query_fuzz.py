@@ -420,6 +420,7 @@ def test_query_fuzz(world, qi):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)   # 10,000 releases take about half an hour
 @settings(max_examples=10_000, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
