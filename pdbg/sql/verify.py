@@ -50,6 +50,10 @@ _KINDS = ("bounded", "quantile", "post")
 # Operators that can raise on a value (overflow, integer division by zero): in __base only under TRY,
 # or as the planner's fixed-point arithmetic on a clamped value.
 _ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Pow)
+# Functions that cannot raise on a value (given literal units/intervals, which bind-time checks):
+# anything else in __base must sit under TRY or in the fixed-point conversion.
+_UNGUARDED_OK = (exp.Case, exp.If, exp.Coalesce, exp.Least, exp.Greatest, exp.Connector, exp.TimestampTrunc,
+                 exp.DateBin, exp.Cast, exp.TryCast, exp.Try)
 
 
 def _fail(what: str):
@@ -222,6 +226,9 @@ def _base(base, policy: DatasetPolicy) -> None:
             _fail(f"{node.sql_name().lower()}() is not an allowed function")
         if isinstance(node, (exp.Cast, exp.TryCast)) and not _guarded_cast(node, ceiling):
             _fail("a cast in the base step that could fail on a value")
+        if isinstance(node, exp.Func) and not isinstance(node, _UNGUARDED_OK) and not _is_call(node, "hash", "try") \
+                and not (_inside_try(node) or _inside_fixed_point(node, ceiling)):
+            _fail(f"{node.sql_name().lower()}() in the base step outside TRY (it could fail on a value)")
         if isinstance(node, _ARITHMETIC) and not (_inside_try(node) or _inside_fixed_point(node, ceiling)):
             _fail("arithmetic in the base step that could fail on a value (overflow, division by zero)")
 
@@ -301,6 +308,10 @@ def _inside_fixed_point(node, ceiling: float) -> bool:
         if not bounded:
             return False
     return True
+
+
+def _is_call(node, *names: str) -> bool:
+    return isinstance(node, exp.Anonymous) and str(node.this).lower() in names
 
 
 def _inside_try(node) -> bool:

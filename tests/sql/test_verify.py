@@ -70,6 +70,7 @@ BASE = "SELECT service, COUNT(*) AS n FROM requests WHERE status >= 500 GROUP BY
     ("1 AS __m0", "COUNT(*) AS __m0", "aggregate in the base step"),
     ("__r.service AS service", "__r.bytes_out * 9223372036854775807 AS service", "arithmetic in the base step"),
     ("__r.service AS service", "1 // (__r.bytes_out - 999) AS service", "arithmetic in the base step"),
+    ("__r.service AS service", "strptime(__r.message, '%Y') AS service", "outside TRY"),
     ("1 AS __m0", "CAST(round(__r.bytes_out * 1000) AS BIGINT) AS __m0", "cast in the base step"),
 ])
 def test_smuggled_constructs_are_caught(find, replace, why, policy):
