@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 import sqlglot
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from sqlglot import exp
 
 import attack_support as S
@@ -329,6 +329,7 @@ _calls = iter(range(1, 10**9))
 def run_one(w: World, q: str, info: dict) -> None:
     """One fresh release of ``q`` (a cost of its own, so no cache hit makes a replay differ);
     when it is answered, the same release again, which must come from the cache for free."""
+    note(f"query: {q}")
     eps = EPS * (1 - next(_calls) * 1e-9)
     result = run_checked(w, q, info, eps)
     if result is not None:
