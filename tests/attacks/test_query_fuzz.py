@@ -192,10 +192,10 @@ def world(tmp_path_factory):
         w.ran.append(sql)
         return real_run(con, sql, salt)
 
-    def recording_post(df, post_sql, policy=None):
+    def recording_post(df, post_sql, *args, **kwargs):
         if post_sql:
             w.post.append(post_sql)
-        return real_post(df, post_sql, policy)
+        return real_post(df, post_sql, *args, **kwargs)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(engine_mod, "_run", recording_run)
