@@ -217,11 +217,106 @@ def _json_error(status: int, error: str, message: str, hint: str, headers: dict 
     return JSONResponse(status_code=status, headers=headers, content={"error": error, "message": message, "hint": hint})
 
 
-def _error_response(err: errors.PdbgError) -> JSONResponse:
+# A 5xx says what failed in one fixed line per class and what to do; the library's message can
+# name server paths, OS errors or file names (it stays in the broker's log, for the admin).
+_FIXED_5XX = {
+    "EngineError": ("the query engine is busy or unavailable",
+                    "Retry in a moment; if it persists, ask an admin to check the broker's log."),
+    "AuditError": ("the audit log is unavailable, so nothing was released",
+                   "Retry later; an admin should run `pdbg audit verify` and check the broker's log."),
+    "QueryTimeout": ("the query ran longer than the broker's time limit",
+                     "Narrow the query (a shorter time window, fewer groups) and retry."),
+    "QueryFailed": ("the query ran longer than the broker's time limit; the attempt was charged",
+                    "Narrow the query (a shorter time window, fewer groups) and retry."),
+}
+_GENERIC_5XX = ("the broker could not answer", "Retry; if it persists, ask an admin to check the broker's log.")
+
+
+def _error_response(err: errors.PdbgError, ws_root: str | None = None) -> JSONResponse:
     status = next((STATUS[c.__name__] for c in type(err).__mro__ if c.__name__ in STATUS), 400)
     if isinstance(err, errors.QueryFailed) and err.rule == "timeout":
         status = 504   # still a charged failure (the body says so), but a gateway timeout to HTTP tooling
-    return JSONResponse(status_code=status, content=_finite(err.to_dict()))
+    body = err.to_dict()
+    if status >= 500:
+        log.warning("%d %s%s", status, type(err).__name__, f" ({err.rule})" if getattr(err, "rule", None) else "")
+        name = next((c.__name__ for c in type(err).__mro__ if c.__name__ in _FIXED_5XX), None)
+        body["message"], body["hint"] = _FIXED_5XX.get(name, _GENERIC_5XX)
+    elif ws_root:
+        # refusals keep their words, but never show where the workspace lives on the server
+        body["message"] = body["message"].replace(ws_root, "the workspace")
+        body["hint"] = body["hint"].replace(ws_root, "the workspace")
+    return JSONResponse(status_code=status, content=_finite(body))
+
+
+# -- 422 wording: the field and the rule, never the submitted value or a client-chosen key --------
+
+_PARAM_VALUE_RULE = ('must be a number, string, boolean, null, {"timestamp": ISO}, {"date": ISO} '
+                     "or a non-empty list of those (at most 200)")
+
+
+def _known_fields() -> frozenset[str]:
+    names = {"case", "dataset", "pending", "open_only", "request_id", "grant_id", "body"}
+    for model in (QueryBody, AccessRequestBody, BreakGlassBody, ReasonBody, ReplayBody, TimestampParam, DateParam):
+        names.update(model.model_fields)
+    return frozenset(names)
+
+
+def _rule(e: dict) -> str:
+    """A fixed description of a pydantic error type; only our own limits (ctx) are quoted."""
+    kind, ctx = e.get("type", ""), e.get("ctx") or {}
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown field (not allowed)"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else f"at least {ctx.get('min_length')} characters"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')}"
+    if kind in ("too_long", "too_short"):
+        bound = "at most" if kind == "too_long" else "at least"
+        return f"{bound} {ctx.get('max_length' if kind == 'too_long' else 'min_length')} items"
+    if kind == "finite_number":
+        return "must be a finite number"
+    for key, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal") and key in ctx:
+            return f"must be {word} {ctx[key]}"
+    if kind == "json_invalid":
+        return "the body is not valid JSON"
+    if kind in ("model_attributes_type", "dict_type"):
+        return "must be a JSON object"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"must be a {kind.split('_')[0]}"
+    return f"invalid ({kind})" if kind.replace("_", "").isalnum() else "invalid"
+
+
+def _validation_message(errs: list[dict]) -> str:
+    """``field: rule; …`` for at most five problems. Client-chosen names (unknown keys, parameter
+    names) are never repeated: a token pasted as a key must not come back either."""
+    known = _known_fields()
+    problems: list[str] = []
+    for e in errs:
+        loc = [p for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        kind = e.get("type", "")
+        if loc[:1] == ["params"] and len(loc) >= 2:
+            name, shown = loc[1], "<name>"         # parameter names are the client's words too
+            if loc[-1] == "[key]" or name == "[key]":
+                text = f"params: parameter names need 1-64 characters ({_rule(e)})"
+            elif kind == "value_error" and loc[-1] in ("timestamp", "date"):
+                text = f"params.{shown}: {{\"{loc[-1]}\": …}} must hold an ISO {'date and time' if loc[-1] == 'timestamp' else 'date'} (e.g. 2026-11-20 13:00:00)"
+            else:
+                text = f"params.{shown}: {_PARAM_VALUE_RULE}"
+        elif kind == "extra_forbidden":
+            text = f"{'.'.join(str(p) for p in loc[:-1]) or 'body'}: unknown field (not allowed)"
+        else:
+            field = ".".join(str(p) if (p in known or isinstance(p, int)) else "<key>" for p in loc) or "body"
+            text = f"{field}: {_rule(e)}"
+        if text not in problems:
+            problems.append(text)
+        if len(problems) == 5:
+            break
+    return "; ".join(problems) or "the request is not valid"
 
 
 def _finite(obj):
@@ -360,7 +455,7 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
 
     @app.exception_handler(errors.PdbgError)
     async def pdbg_error(_request: Request, err: errors.PdbgError):
-        return _error_response(err)
+        return _error_response(err, str(ws.root))
 
     @app.exception_handler(_Unauthenticated)
     async def unauthenticated(_request: Request, _err: Exception):
@@ -374,12 +469,7 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, err: RequestValidationError):
-        # Name the fields, never echo the input (it may hold a token pasted in the wrong place).
-        problems = []
-        for e in err.errors()[:5]:
-            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-            problems.append(f"{loc}: {e.get('msg', 'invalid')}")
-        return _json_error(422, "RequestInvalid", "; ".join(problems) or "the request is not valid",
+        return _json_error(422, "RequestInvalid", _validation_message(err.errors()),
                            "See /openapi.json for the expected fields and types.")
 
     @app.exception_handler(StarletteHTTPException)
