@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,49 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pdbg.errors import PolicyError
+
+# -- limits ----------------------------------------------------------------------------
+# Every number a policy states is finite and below a stated ceiling: a value the rest of
+# pdbg cannot handle (an infinite bound, k = 10^30, retention beyond what a date can hold)
+# must be refused when the policy is registered, not crash every later query or purge.
+METRIC_BOUND_MAX = 1e12
+"""|bound| of a metric column (and a number_bucket width): 10^12 times the fixed-point scale
+(10^3) and k stays far inside DuckDB's HUGEINT; far beyond any latency, byte count or price."""
+MAX_CONTRIBUTIONS = 1_000_000
+"""Ceiling of k (max_rows_per_unit) and g (max_groups_per_unit): noise grows linearly with both,
+so a larger value makes every answer useless; it also keeps k · bound within integer sums."""
+TIME_BUCKETS_MAX = 100_000
+"""Ceiling of max_time_buckets: every bucket of a window is a released (noisy) group."""
+RETENTION_DAYS_MAX = 36_500
+"""100 years. A purge computes now - retention_days; beyond ~740,000 days that is before year 1."""
+GRANT_HOURS_MAX = 8_760
+"""One year: a grant is for an incident, not standing access."""
+EPSILON_MAX = 100.0
+"""Ceiling of every epsilon field. ε = 100 already protects nobody; larger is a typo."""
+DOMAIN_MAX_VALUES = 10_000
+"""Values of one public domain: each is a released group, filled in when empty."""
+DOMAIN_MAX_CHARS = 1_000
+"""Characters of one domain value (or one public-table value)."""
+PUBLIC_TABLE_MAX_ROWS = 10_000
+MAX_COLUMNS = 1_000
+NAME_MAX_CHARS = 63
+POLICY_FILE_MAX_BYTES = 8 * 1024 * 1024
+"""A policy file larger than this is refused before it is parsed."""
+YAML_MAX_NODES = 200_000
+"""YAML nodes a policy may expand to once aliases (``*name``) are followed: small anchors for a
+repeated domain are fine, an alias bomb (a billion nodes from a few lines) is refused unexpanded."""
+
+_SCALARS = (str, int, float, bool)
+
+
+def _check_scalars(values, what: str, fix: str) -> None:
+    for v in values:
+        if not isinstance(v, _SCALARS):
+            raise ValueError(f"{what} values must be strings, numbers or booleans (no lists, maps or null); {fix}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{what} values must be finite numbers; {fix}")
+        if isinstance(v, str) and len(v) > DOMAIN_MAX_CHARS:
+            raise ValueError(f"{what} values must be at most {DOMAIN_MAX_CHARS:,} characters long; {fix}")
 
 
 class ColumnClass(str, Enum):
@@ -53,9 +98,9 @@ class Generalize(BaseModel):
     kind: Literal["ip_prefix", "timestamp_bucket", "truncate", "number_bucket", "user_agent"]
     ipv4_prefix: int = Field(24, ge=0, le=32)
     ipv6_prefix: int = Field(48, ge=0, le=128)
-    interval: str = "1 minute"
-    length: int = Field(8, ge=1)
-    width: float = Field(100.0, gt=0)
+    interval: str = Field("1 minute", max_length=64)
+    length: int = Field(8, ge=1, le=DOMAIN_MAX_CHARS)
+    width: float = Field(100.0, gt=0, le=METRIC_BOUND_MAX, allow_inf_nan=False)
 
 
 class Column(BaseModel):
@@ -68,6 +113,31 @@ class Column(BaseModel):
     bounds: tuple[float, float] | None = None
     scale: Literal["linear", "log"] = "linear"
     domain: tuple[Any, ...] | None = None
+
+    @field_validator("bounds")
+    @classmethod
+    def _finite_bounds(cls, v):
+        if v is not None:
+            if not all(math.isfinite(b) for b in v):
+                raise ValueError(f"bounds must be finite numbers within ±{METRIC_BOUND_MAX:g}, e.g. [0, 10000]")
+            if max(abs(b) for b in v) > METRIC_BOUND_MAX:
+                raise ValueError(f"bounds must lie within ±{METRIC_BOUND_MAX:g}; use the widest value "
+                                 "one row can plausibly have")
+        return v
+
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _domain_shape(cls, v):
+        # Before tuple conversion: nested lists, maps and oversized domains never get further.
+        if v is None:
+            return v
+        if not isinstance(v, (list, tuple)):
+            raise ValueError("domain must be a list of values, e.g. domain: [api, auth, billing]")
+        if len(v) > DOMAIN_MAX_VALUES:
+            raise ValueError(f"domain lists more than {DOMAIN_MAX_VALUES:,} values; "
+                             "leave it out to treat the column as a private key")
+        _check_scalars(v, "domain", "list each public value once, e.g. domain: [api, auth, billing]")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "Column":
@@ -112,19 +182,32 @@ class PublicTable(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    columns: dict[str, ColumnType]
-    rows: list[dict[str, Any]]
+    columns: dict[str, ColumnType] = Field(max_length=MAX_COLUMNS)
+    rows: list[dict[str, Any]] = Field(max_length=PUBLIC_TABLE_MAX_ROWS)
     key: str = Field(description="column joined against the private table")
+
+    @field_validator("rows", mode="before")
+    @classmethod
+    def _scalar_rows(cls, v):
+        if isinstance(v, list) and len(v) <= PUBLIC_TABLE_MAX_ROWS:
+            for row in v:
+                if isinstance(row, dict):
+                    _check_scalars([x for x in row.values() if x is not None], "public table row",
+                                   "give each column one plain value")
+        return v
 
 
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    default_per_query: float = Field(0.1, gt=0)
-    max_per_query: float = Field(1.0, gt=0)
-    case_default: float = Field(2.0, gt=0, description="ε granted to a case by default")
-    dataset_cap: float = Field(20.0, gt=0, description="ε across all grants on this dataset")
-    break_glass: float = Field(0.5, gt=0, description="ε granted immediately by break-glass")
+    default_per_query: float = Field(0.1, gt=0, le=EPSILON_MAX, allow_inf_nan=False)
+    max_per_query: float = Field(1.0, gt=0, le=EPSILON_MAX, allow_inf_nan=False)
+    case_default: float = Field(2.0, gt=0, le=EPSILON_MAX, allow_inf_nan=False,
+                                description="ε granted to a case by default")
+    dataset_cap: float = Field(20.0, gt=0, le=EPSILON_MAX, allow_inf_nan=False,
+                               description="ε across all grants on this dataset")
+    break_glass: float = Field(0.5, gt=0, le=EPSILON_MAX, allow_inf_nan=False,
+                               description="ε granted immediately by break-glass")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Budget":
@@ -151,32 +234,39 @@ class DatasetPolicy(BaseModel):
 
     dataset: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     table: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    privacy_unit: str
+    privacy_unit: str = Field(max_length=NAME_MAX_CHARS)
     accounting: Literal["zcdp", "pure"] = "zcdp"
-    delta: float = Field(1e-6, gt=0, lt=1e-3, description="δ of a grant (half for zCDP conversion, half for partition selection)")
-    partition_delta: float = Field(1e-8, gt=0, description="δ charged by one private-key query")
+    delta: float = Field(1e-6, gt=0, lt=1e-3, allow_inf_nan=False, description="δ of a grant (half for zCDP conversion, half for partition selection)")
+    partition_delta: float = Field(1e-8, gt=0, lt=1e-3, allow_inf_nan=False, description="δ charged by one private-key query")
     dataset_delta: float | None = Field(
-        None, gt=0, lt=1e-3, description="δ across all grants on this dataset, like epsilon.dataset_cap (default: delta)")
+        None, gt=0, lt=1e-3, allow_inf_nan=False, description="δ across all grants on this dataset, like epsilon.dataset_cap (default: delta)")
     epsilon: Budget = Budget()
-    max_rows_per_unit: int = Field(10, ge=1, description="k: rows one unit may contribute to one group")
-    max_groups_per_unit: int = Field(4, ge=1, description="g: groups one unit may contribute to")
-    max_time_buckets: int = Field(2000, ge=1)
-    retention_days: int = Field(30, ge=1)
+    max_rows_per_unit: int = Field(10, ge=1, le=MAX_CONTRIBUTIONS,
+                                   description="k: rows one unit may contribute to one group")
+    max_groups_per_unit: int = Field(4, ge=1, le=MAX_CONTRIBUTIONS,
+                                     description="g: groups one unit may contribute to")
+    max_time_buckets: int = Field(2000, ge=1, le=TIME_BUCKETS_MAX)
+    retention_days: int = Field(30, ge=1, le=RETENTION_DAYS_MAX)
     legal_hold: bool = False
-    grant_max_hours: float = Field(72, gt=0)
+    grant_max_hours: float = Field(72, gt=0, le=GRANT_HOURS_MAX, allow_inf_nan=False)
     break_glass_per_30d: int | None = Field(
         None, description="break-glass grants one user may take on this dataset in any 30 days "
                           f"(default {BREAK_GLASS_PER_30D}; 0 turns break-glass off)")
-    time_column: str | None = None
-    columns: dict[str, Column]
-    public_tables: dict[str, PublicTable] = {}
+    time_column: str | None = Field(None, max_length=NAME_MAX_CHARS)
+    columns: dict[str, Column] = Field(max_length=MAX_COLUMNS)
+    public_tables: dict[str, PublicTable] = Field({}, max_length=100)
 
-    @field_validator("columns")
+    @field_validator("columns", mode="before")
     @classmethod
-    def _names(cls, cols: dict[str, Column]) -> dict[str, Column]:
-        for name in cols:
-            if not name.replace("_", "a").isalnum() or not name[0].isalpha() or name != name.lower():
-                raise ValueError(f"column name {name!r} must be lower_snake_case")
+    def _names(cls, cols):
+        # Before the columns are validated, so a bad name is reported once, briefly.
+        if isinstance(cols, dict):
+            for name in cols:
+                if not isinstance(name, str) or len(name) > NAME_MAX_CHARS:
+                    raise ValueError(f"column names must be lower_snake_case strings of at most "
+                                     f"{NAME_MAX_CHARS} characters")
+                if not name or not name.replace("_", "a").isalnum() or not name[0].isalpha() or name != name.lower():
+                    raise ValueError(f"column name {name!r} must be lower_snake_case")
         return cols
 
     @field_validator("break_glass_per_30d", mode="before")
@@ -246,11 +336,18 @@ class DatasetPolicy(BaseModel):
 
 def _explain(err: ValidationError, source: str) -> str:
     parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+    for e in err.errors()[:5]:
+        # Locations are field names, but a column name comes from the file: keep it short.
+        loc = ".".join(_short(str(x)) for x in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}")
-    return f"policy {source} is invalid: " + "; ".join(parts)
+    more = err.error_count() - len(parts)
+    tail = f"; and {more} more" if more > 0 else ""
+    return f"policy {source} is invalid: " + "; ".join(parts) + tail
+
+
+def _short(s: str, n: int = 64) -> str:
+    return s if len(s) <= n else s[: n - 3] + "..."
 
 
 def parse_policy(data: dict, source: str = "<memory>") -> DatasetPolicy:
@@ -263,14 +360,93 @@ def parse_policy(data: dict, source: str = "<memory>") -> DatasetPolicy:
         raise PolicyError(_explain(err, source), "Fix the named field; see examples/requests.policy.yaml.") from None
 
 
-def load_policy(path: str | Path) -> DatasetPolicy:
-    path = Path(path)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _AliasBudget(Exception):
+    pass
+
+
+def _expanded_size(root) -> int:
+    """Nodes the document expands to with every alias followed, counted without expanding.
+
+    A shared node (the target of aliases) is counted once per reference, memoized, so an
+    alias bomb is measured in time linear in its text. A node that contains itself is refused.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise _AliasBudget("recursive")
+        open_.add(key)
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        open_.discard(key)
+        sizes[key] = n
+        if n > YAML_MAX_NODES:
+            raise _AliasBudget("too large")
+        return n
+
+    return size(root)
+
+
+def _load_yaml(text: str):
+    loader = _Loader(text)
     try:
-        data = yaml.safe_load(path.read_text())
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def load_policy(path: str | os.PathLike) -> DatasetPolicy:
+    path = Path(path)
+    fix = "Pass the path of a policy YAML file."
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise PolicyError(f"policy {path.name} is not a regular file", fix)
+        if size > POLICY_FILE_MAX_BYTES:
+            raise PolicyError(f"policy {path.name} is larger than {POLICY_FILE_MAX_BYTES:,} bytes",
+                              "A policy lists columns and small public domains; move large lists out of it.")
+        with path.open("rb") as f:
+            raw = f.read(POLICY_FILE_MAX_BYTES + 1)
+        text = raw.decode("utf-8")
+        data = _load_yaml(text)
     except FileNotFoundError:
-        raise PolicyError(f"policy file {path} does not exist", "Pass the path of a policy YAML file.") from None
+        raise PolicyError(f"policy file {path} does not exist", fix) from None
+    except PermissionError:
+        raise PolicyError(f"policy file {path.name} cannot be read (permission denied)",
+                          "Make the file readable by the account running pdbg.") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"policy {path.name} is not UTF-8 text", "Save the policy as UTF-8 YAML.") from None
+    except OSError as exc:
+        raise PolicyError(f"policy file {path.name} could not be read ({_os_reason(exc)})", fix) from None
+    except _AliasBudget as exc:
+        what = "refers to itself through a YAML alias" if str(exc) == "recursive" else \
+            f"expands to more than {YAML_MAX_NODES:,} YAML nodes through aliases (*name)"
+        raise PolicyError(f"policy {path.name} {what}",
+                          "Write the values out instead of nesting aliases; a policy is small.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise PolicyError(f"policy {path} is not valid YAML{where}", "Fix the YAML syntax.") from None
+    except RecursionError:
+        raise PolicyError(f"policy {path.name} is nested too deeply", "A policy is a flat mapping of columns.") from None
     return parse_policy(data, str(path))
+
+
+def _os_reason(exc: OSError) -> str:
+    """A short, path-free reason for an OSError (``strerror`` never holds the file name)."""
+    return exc.strerror or type(exc).__name__
