@@ -321,9 +321,12 @@ def register(ws: Workspace, policy: DatasetPolicy, *, replace: bool = False) -> 
 
 
 def _replace_table(con: duckdb.DuckDBPyConnection, existing: DatasetInfo, policy: DatasetPolicy) -> None:
-    current = _current_schema(con, existing.table)
+    current = sorted(_current_schema(con, existing.table))
     # A table created before UNIT_COLUMN existed keeps its shape (queries fall back to the token).
-    same_shape = existing.table == policy.table and current in (table_schema(policy), table_schema(policy)[:-1])
+    # Column order is no part of the policy (its digest sorts keys, and the canonical YAML written
+    # to WS/policies lists columns alphabetically); every insert and query names its columns.
+    wanted = table_schema(policy)
+    same_shape = existing.table == policy.table and current in (sorted(wanted), sorted(wanted[:-1]))
     if same_shape:
         return
     rows = con.execute(f"SELECT count(*) FROM {quote_ident(existing.table)}").fetchone()[0]

@@ -14,7 +14,7 @@ from pdbg.governance import admin
 from pdbg.ingest import datasets, load
 from pdbg.ingest.transforms import user_agent_family
 from pdbg.ledger.audit import AuditLog
-from pdbg.policy.model import Generalize, parse_policy
+from pdbg.policy.model import Generalize, load_policy, parse_policy
 
 from .conftest import POLICY
 
@@ -174,3 +174,20 @@ def test_ip_prefix_full_v6_and_mapped():
     assert con.execute(q, {"ip": "2001:0db8:85a3:0000:0000:8a2e:0370:7334"}).fetchone()[0] == "2001:db8:85a3:0::/64"
     assert con.execute(q, {"ip": "::1"}).fetchone()[0] == "0:0:0:0::/64"
     con.close()
+
+
+def test_written_back_policy_round_trips(registered, raw_file, tmp_path):
+    # The canonical YAML pdbg writes to WS/policies (keys sorted, so columns in another order)
+    # is accepted as unchanged, and an edited copy of it replaces the policy of a table with rows.
+    load.ingest(registered, "requests", [raw_file])
+    written = datasets.policy_path(registered, "requests")
+    again = load_policy(written)
+    assert list(again.columns) != list(load_policy(POLICY).columns)   # the order really differs
+    assert datasets.register(registered, again)[1] == "unchanged"
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(written.read_text().replace("retention_days: 30", "retention_days: 31"))
+    info, outcome = datasets.register(registered, load_policy(edited), replace=True)
+    assert outcome == "replaced"
+    assert datasets.get_policy(registered, "requests").retention_days == 31
+    # and the result written back round-trips too
+    assert datasets.register(registered, load_policy(written))[1] == "unchanged"
