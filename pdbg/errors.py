@@ -13,7 +13,13 @@ key (DESIGN.md invariant 7)::
     ├── QueryRejected      SQL outside the DP subset (names the rule and a fix)
     ├── EngineError        the backend failed; message sanitized
     ├── QueryFailed        a query failed after it read private rows: charged and audited
-    └── AuditError         the audit log could not be written or does not verify
+    ├── AuditError         the audit log could not be written or does not verify
+    └── StorageError       a workspace file (state.sqlite, data.duckdb) cannot be used; nothing changed
+        ├── StorageBusy        another process holds it (DataBusy: a query met a writer; also an EngineError)
+        ├── StorageReadOnly    it cannot be written (file mode, owner, read-only mount)
+        ├── StorageFull        the disk (or a size limit) is full
+        ├── StorageCorrupt     it is not a valid database any more (truncated, overwritten, bad checksum)
+        └── StorageUnreadable  it cannot be opened or read (permissions, not a file, I/O error)
 """
 
 from __future__ import annotations
@@ -121,6 +127,64 @@ class AuditError(PdbgError):
     default_hint = "Run `pdbg audit verify WS`; nothing was released while the audit log was unavailable."
 
 
+class StorageError(PdbgError):
+    """A workspace file could not be used; what was being done did not happen.
+
+    ``file`` is the file's name inside the workspace (``state.sqlite``, ``data.duckdb``), never
+    a path; ``kind`` tells busy / read-only / full / corrupt / unreadable apart, since each
+    needs a different fix. Messages never quote the underlying library's text.
+    """
+
+    kind = "unreadable"
+    default_hint = "Check the workspace's disk and files; nothing was changed."
+
+    def __init__(self, message: str, hint: str | None = None, *, file: str = "") -> None:
+        super().__init__(message, hint)
+        self.file = file
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.update(kind=self.kind, file=self.file)
+        return d
+
+
+class StorageBusy(StorageError):
+    kind = "busy"
+    default_hint = "Another pdbg process is writing the workspace; retry in a moment. Nothing was changed."
+
+
+class StorageReadOnly(StorageError):
+    kind = "read-only"
+    default_hint = ("Run as the workspace's owner, or make the workspace writable (file mode, owner, "
+                    "read-only mount); nothing was changed.")
+
+
+class StorageFull(StorageError):
+    kind = "full"
+    default_hint = "Free disk space on the workspace's file system, then retry; nothing was changed."
+
+
+class StorageCorrupt(StorageError):
+    kind = "corrupt"
+    default_hint = ("Restore the file from a backup (the audit log tells what happened since); "
+                    "do not write to the workspace until then.")
+
+
+class StorageUnreadable(StorageError):
+    kind = "unreadable"
+    default_hint = "Check the file's permissions and the disk (e.g. `dmesg` for I/O errors); nothing was changed."
+
+
+class DataBusy(StorageBusy, EngineError):
+    """A query met a writer (ingest, purge, dataset add) holding or waiting for data.duckdb.
+
+    Raised before any private row is read, so nothing is charged. An :class:`EngineError` too,
+    so the broker answers it like the engine's other transient failures.
+    """
+
+    default_hint = "An ingest or purge is writing the data; retry in a moment. Nothing was charged."
+
+
 __all__ = [
     "PdbgError",
     "WorkspaceError",
@@ -132,4 +196,11 @@ __all__ = [
     "EngineError",
     "QueryFailed",
     "AuditError",
+    "StorageError",
+    "StorageBusy",
+    "StorageReadOnly",
+    "StorageFull",
+    "StorageCorrupt",
+    "StorageUnreadable",
+    "DataBusy",
 ]

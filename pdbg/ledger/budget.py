@@ -297,11 +297,21 @@ class Ledger(StateStore):
                     for a in ids
                 ],
             )
-            c.executemany(
-                "UPDATE budget_accounts SET reserved_units = reserved_units + ?, "
-                "delta_reserved_units = delta_reserved_units + ? WHERE account_id = ?",
-                [(cost.privacy_units, cost.delta_units, a) for a in ids],
-            )
+            try:
+                c.executemany(
+                    "UPDATE budget_accounts SET reserved_units = reserved_units + ?, "
+                    "delta_reserved_units = delta_reserved_units + ? WHERE account_id = ?",
+                    [(cost.privacy_units, cost.delta_units, a) for a in ids],
+                )
+            except sqlite3.IntegrityError:   # the CHECK constraints: defence in depth behind _check_fits
+                over = True
+            else:
+                over = False
+            if over:   # raised outside the except block: write_tx rolls back, nothing was reserved
+                raise BudgetExceeded(
+                    "this query would spend more than a budget account has left; nothing was charged",
+                    "Ask for a smaller epsilon, reuse a cached answer, or request more budget.",
+                )
         return res
 
     def commit(self, res: Reservation | str) -> None:
