@@ -13,6 +13,8 @@ detector chain runs once per value, not once for the rows and again for the coun
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import threading
 import time
@@ -25,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from pdbg.errors import IngestError, PdbgError
-from pdbg.ingest import datasets, loaders, tokenize, transforms
+from pdbg.ingest import datasets, faults, loaders, tokenize, transforms
 from pdbg.policy.model import DatasetPolicy
 from pdbg.policy.workspace import Workspace
 
@@ -93,13 +95,7 @@ def ingest(
     transaction after all rows were inserted (to prove that a late failure rolls back).
     Raises IngestError (dataset unchanged) or PolicyError.
     """
-    if not files:
-        raise IngestError("no input files given", "Pass one or more .jsonl, .csv or .parquet files.")
-    paths = [Path(f) for f in files]
-    for p in paths:
-        if not p.is_file():
-            raise IngestError(f"input file {p.name} does not exist", "Pass existing files to `pdbg ingest`.")
-        loaders.detect_format(p)
+    paths = check_inputs(files)
     t0 = time.perf_counter()
     with datasets.admin_connection(ws) as con:
         policy = datasets.get_policy(ws, dataset, con)
@@ -127,6 +123,8 @@ def ingest(
                     _ingest_file(con, ws, policy, p, report)
                     if b is not None:
                         b.file_done(p)
+            if report.rows_out == 0:   # unreachable while every file must add rows; kept as the rule
+                raise IngestError(f"ingest into {dataset} would add no rows", "Nothing was changed.")
             if _after_insert is not None:
                 _after_insert(con)
             report.data_version = datasets.bump_version(con, dataset)
@@ -139,13 +137,45 @@ def ingest(
             if isinstance(exc, _CastFailed):
                 # Diagnose outside the aborted transaction: which column, by count only.
                 raise _diagnose(con, exc.policy, exc.src, exc.m, exc.path) from None
-            if isinstance(exc, PdbgError) or not isinstance(exc, duckdb.Error):
+            if isinstance(exc, PdbgError) or not isinstance(exc, (duckdb.Error, OSError)):
                 raise
-            raise IngestError(
-                f"ingest into {dataset} failed ({type(exc).__name__})", "The dataset was left unchanged; retry."
-            ) from None
+            raise faults.ingest_error(exc, f"ingest into {dataset} failed") from None
     report.duration_s = time.perf_counter() - t0
     return report
+
+
+def check_inputs(files: Sequence[str | os.PathLike]) -> list[Path]:
+    """Refuse input paths that cannot be ingested, before anything is opened for writing.
+
+    Cheap and read-only (``stat`` only: a FIFO or a device is never opened, so this cannot
+    block): missing, not a regular file (directory, FIFO, socket, device), empty, unknown
+    format. The admin layer may call it before it records an intent. Returns the paths.
+    """
+    if not files:
+        raise IngestError("no input files given", "Pass one or more .jsonl, .csv or .parquet files.")
+    paths = [Path(f) for f in files]
+    for p in paths:
+        name = p.name or "input"
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise IngestError(f"input file {name} does not exist", "Pass existing files to `pdbg ingest`.") from None
+        except OSError as exc:
+            raise faults.ingest_error(exc, f"input file {name} cannot be examined", input_file=True) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise IngestError(f"input {name} is a directory, not a file",
+                              f"Pass the files inside it, e.g. `pdbg ingest WS DATASET {name}/*.jsonl`.")
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+                    "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                    "a socket" if stat.S_ISSOCK(st.st_mode) else "a special file")
+            raise IngestError(f"input {name} is {kind}, not a regular file",
+                              "Write the data to a regular file first, then ingest that file.")
+        if st.st_size == 0:
+            raise IngestError(f"input file {name} is empty",
+                              "Pass a file with rows (a failed or truncated export?); nothing was changed.")
+        loaders.detect_format(p)
+    return paths
 
 
 def _want_progress(progress: bool | None, paths: list[Path]) -> bool:
@@ -195,7 +225,14 @@ def _ingest_file(
         keys.append(("unparsed", col))
     row = con.execute(f"SELECT {', '.join(sums)} FROM {_STAGE}").fetchone()
     con.execute(f"DROP TABLE {_STAGE}")
-    n_in, n_out = int(row[0]), int(row[1])
+    n_in, n_out = int(row[0] or 0), int(row[1] or 0)
+    if n_in == 0:
+        raise IngestError(f"{path.name} has no rows (only a header, or blank lines)",
+                          "Pass a file with rows, or leave this one out; nothing was changed.")
+    if n_out == 0:
+        raise IngestError(
+            f"{path.name}: none of its rows has a privacy unit ({policy.privacy_unit} is null or empty everywhere)",
+            f"Check that the file fills {policy.privacy_unit}, the policy's privacy_unit; nothing was changed.")
     report.rows_in += n_in
     report.rows_out += n_out
     report.rows_without_unit += n_in - n_out

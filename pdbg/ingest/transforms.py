@@ -225,7 +225,11 @@ def build(policy: DatasetPolicy, source_sql: str, source_columns: list[str], sou
     m = Minimization(sql="", params=dict(source_params))
     base: list[str] = []
     extra: list[str] = []
-    ctes = [f"src AS MATERIALIZED ({source_sql})"]
+    # A blank privacy unit names nobody: it is NULL (a row without a unit, not kept), never the
+    # token of "" that would lump every such row into one made-up unit.
+    u = quote_ident(policy.privacy_unit)
+    ctes = [f"src AS MATERIALIZED (SELECT * REPLACE (CASE WHEN trim(CAST({u} AS VARCHAR)) = '' THEN NULL "
+            f"ELSE {u} END AS {u}) FROM ({source_sql}))"]
     joins: list[str] = []
     redacted: list[str] = []
     for i, (name, col) in enumerate(kept.items()):
