@@ -67,8 +67,11 @@ CANARY_USERS = [
 
 def _policy() -> dict:
     pol = S.policy_dict(
-        epsilon={"default_per_query": 0.1, "max_per_query": 1.0, "case_default": 1000.0, "dataset_cap": 4000.0,
+        # Budgets at the policy ceilings (100): under zCDP, 100 holds millions of releases at ε = 0.01;
+        # a tiny partition δ lets private-key queries (partition selection) run thousands of times too.
+        epsilon={"default_per_query": 0.1, "max_per_query": 1.0, "case_default": 100.0, "dataset_cap": 100.0,
                  "break_glass": 0.5},
+        partition_delta=1e-12,
         time_column="ts",
         max_time_buckets=2000,
         public_tables={G.PUBLIC: {"columns": {"service": "string", "team": "string"}, "key": "service",
@@ -122,7 +125,7 @@ class World:
             self.ws, self.policy = S.make_workspace(root, _rows(), policy=_policy())
         finally:
             mp.undo()
-        self.user, self.case = S.add_investigator(self.ws, case="INC-FUZZ", epsilon=1000.0)
+        self.user, self.case = S.add_investigator(self.ws, case="INC-FUZZ", epsilon=100.0)
 
         # The stored forms of the canaries (tokens, unit ids, redacted text), read with duckdb
         # directly once pdbg's shared read-only instance is closed.
@@ -398,6 +401,10 @@ def run_checked(w: World, q: str, info: dict, eps: float, repeat: bool = False):
     # (a) everything that ran is what the verifier allows
     if ran or posts:
         check_executed(w, ran, posts)
+
+    from pdbg.errors import BudgetExceeded
+
+    assert not isinstance(err, BudgetExceeded), "the fuzz workspace ran out of budget: raise its grant or caps"
 
     # (c) charged and audited exactly when data was read
     actions = [r.get("action") for r in new]
