@@ -302,3 +302,142 @@ def set_role(ws: Workspace, actor: str, name: str, role: str) -> User:
         conn.execute("UPDATE gov_users SET role = ? WHERE name = ?", (role, name))
         AuditLog(ws).append(actor, "user.set_role", user=name, role=role, previous_role=row["role"])
     return get_user(ws, name)
+
+
+# -- failed authentications: audited, and throttled per (claimed user, client address) ------------
+
+AUTH_WINDOW_S = 60.0
+
+
+class FailedAuthLimiter:
+    """Counts failed authentications per (claimed user, client address) in fixed windows.
+
+    * **audit** (``auth.failed``, severity warning, with the claimed user name when it is a
+      valid user name, never the token): at most ``audit_per_key`` records per key and window,
+      then one ``auth.throttled`` record for that key; the next record after the window says
+      how many went unrecorded (``unrecorded_before``). Over all keys together at most
+      ``audit_total`` records per window, then one ``auth.throttled`` record with
+      ``scope: all`` — rotating names or addresses cannot flood the log either.
+    * **rate limit**: after ``max_failures`` failures of a key in a window, every request of
+      that key is answered 429 (``Retry-After``) until the window ends, whatever its token,
+      so the answer says nothing about whether a guessed token was right. Keyed by address
+      too, so an attacker elsewhere cannot lock a user out (a lock-out lasts one window at most).
+
+    In-memory and per process (the broker is one process); at most ``max_keys`` keys, the
+    oldest forgotten first. Thread-safe. ``clock`` is monotonic seconds (tests pass their own).
+    """
+
+    def __init__(self, *, max_failures: int = 10, window_s: float = AUTH_WINDOW_S, audit_per_key: int = 5,
+                 audit_total: int = 100, max_keys: int = 10_000, clock=None) -> None:
+        import threading
+        import time
+
+        self.max_failures, self.window_s = max_failures, window_s
+        self.audit_per_key, self.audit_total, self.max_keys = audit_per_key, audit_total, max_keys
+        self.clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._keys: dict[tuple, dict] = {}
+        self._total = {"start": float("-inf"), "audited": 0, "throttled": False, "unrecorded": 0}
+
+    def _state(self, key: tuple, now: float) -> dict:
+        st = self._keys.get(key)
+        if st is None or now - st["start"] >= self.window_s:
+            carried = (st["unrecorded"] if st else 0)
+            st = {"start": now, "failures": 0, "audited": 0, "throttled": False, "unrecorded": 0,
+                  "carried": carried}
+            self._keys.pop(key, None)
+            self._keys[key] = st
+            while len(self._keys) > self.max_keys:
+                self._keys.pop(next(iter(self._keys)))
+        return st
+
+    def retry_after(self, user: str | None, source: str | None) -> float | None:
+        """Seconds until ``(user, source)`` may try again, or None when it is not limited."""
+        now = self.clock()
+        with self._lock:
+            st = self._keys.get((user, source))
+            if st is None or now - st["start"] >= self.window_s or st["failures"] < self.max_failures:
+                return None
+            return max(1.0, st["start"] + self.window_s - now)
+
+    def failure(self, user: str | None, source: str | None) -> list[tuple[str, dict]]:
+        """Count one failure; return the audit records to write, as (action, fields)."""
+        now = self.clock()
+        out: list[tuple[str, dict]] = []
+        with self._lock:
+            st = self._state((user, source), now)
+            st["failures"] += 1
+            tot = self._total
+            if now - tot["start"] >= self.window_s:
+                if tot["unrecorded"]:
+                    out.append(("auth.throttled", {"scope": "all", "unrecorded": tot["unrecorded"],
+                                                   "window_s": self.window_s, "ended": True}))
+                tot.update(start=now, audited=0, throttled=False, unrecorded=0)
+            if st["audited"] < self.audit_per_key and tot["audited"] < self.audit_total:
+                fields = {"user": user, "source": source, "failures_in_window": st["failures"]}
+                if st["carried"]:
+                    fields["unrecorded_before"], st["carried"] = st["carried"], 0
+                out.append(("auth.failed", fields))
+                st["audited"] += 1
+                tot["audited"] += 1
+            elif st["audited"] >= self.audit_per_key:
+                st["unrecorded"] += 1
+                if not st["throttled"] and tot["audited"] < self.audit_total:
+                    st["throttled"] = True
+                    tot["audited"] += 1
+                    out.append(("auth.throttled", {"scope": "user", "user": user, "source": source,
+                                                   "window_s": self.window_s,
+                                                   "note": "further failures in this window are counted, not recorded"}))
+            else:
+                st["unrecorded"] += 1
+                tot["unrecorded"] += 1
+                if not tot["throttled"]:
+                    tot["throttled"] = True
+                    out.append(("auth.throttled", {"scope": "all", "window_s": self.window_s,
+                                                   "note": "too many failed authentications; counting, not recording"}))
+        return out
+
+
+def claimed_name(name: str | None) -> str | None:
+    """The claimed user name as it may be recorded: a valid name that does not look like a token.
+
+    Anything else (empty, malformed, a token pasted into the name header) is recorded as None.
+    """
+    if not name or not NAME_RE.match(name) or name.startswith(TOKEN_PREFIX):
+        return None
+    return name
+
+
+def audit_failed_auth(ws: Workspace, limiter: FailedAuthLimiter, name: str | None, source: str | None,
+                      reason: str) -> None:
+    """Record one failed authentication through ``limiter`` (which may drop or summarize it).
+
+    ``reason`` is one of a few fixed words (``missing-credentials``, ``malformed-name``,
+    ``owner-over-http``, ``unknown-user``, ``inactive-user``, ``wrong-token``); the token
+    never reaches this function. A failing audit append is raised (callers decide).
+    """
+    user = claimed_name(name)
+    records = limiter.failure(user, source)
+    if not records:
+        return
+    log = AuditLog(ws)
+    for action, fields in records:
+        if action == "auth.failed":
+            fields = {**fields, "reason": reason}
+        log.append("anonymous", action, severity="warning", **fields)
+
+
+def failure_reason(ws: Workspace, name: str | None, has_token: bool) -> str:
+    """Which fixed reason an authentication failed for (for the audit record only, never the client)."""
+    if not name or not has_token:
+        return "missing-credentials"
+    if is_owner(name):
+        return "owner-over-http"
+    if not NAME_RE.match(name):
+        return "malformed-name"
+    user = get_user(ws, name)
+    if user is None:
+        return "unknown-user"
+    if not user.active:
+        return "inactive-user"
+    return "wrong-token"

@@ -13,8 +13,11 @@ Status codes are part of the contract:
 * 403 — authenticated, but the role, grant or separation of duties forbids it;
 * 404 — the request, grant or case named in the path does not exist (only after
   the role check, so an investigator cannot probe approver resources);
-* 400 / 409 / 413 / 422 / 503 / 504 — refused query, budget, size, validation,
-  busy or failed engine, query time limit.
+* 429 — too many failed authentications for this user from this address (``Retry-After``);
+  every failed authentication is audited (``auth.failed``, rate-limited, never the token);
+* 400 / 408 / 409 / 413 / 422 / 503 / 504 — refused query, body too slow, budget, size,
+  validation, busy or failed engine (or the connection cap), query time limit. A 5xx body is
+  one fixed line per class, never a library message or a server path.
 
 Every error body is ``{"error", "message", "hint"}`` with the library's error class
 (plus ``rule`` for QueryRejected, ``requested``/``remaining`` for BudgetExceeded).
@@ -26,6 +29,7 @@ and invariant 7 says no log may contain one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import traceback
@@ -47,6 +51,9 @@ API_VERSION = "v1"
 MAX_BODY_BYTES = 64 * 1024
 """Generous for any SQL a person writes (20k characters) and small enough that a
 client cannot make the broker buffer megabytes per request."""
+
+DEFAULT_BODY_TIMEOUT_S = 10.0
+"""A request body (at most 64 KiB) must arrive within this many seconds of its headers."""
 
 DEFAULT_QUERY_TIMEOUT_S = 30.0
 """Engine time limit per query under the broker: an incident question that needs
@@ -188,7 +195,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody} for c in codes}
 
 
-_AUTH_ERRORS = _errors(401, 403, 413, 422, 500)
+_AUTH_ERRORS = _errors(401, 403, 413, 422, 429, 500)
 
 # -- security schemes (documented in OpenAPI; parsed here, checked in `caller`) ------------
 
@@ -205,6 +212,14 @@ class Caller(BaseModel):
 
 class _Unauthenticated(Exception):
     """No, malformed, or wrong credentials: answered 401 with one generic message."""
+
+
+class _RateLimited(Exception):
+    """Too many failed authentications for (user, address): 429 with Retry-After."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("rate limited")
+        self.retry_after = retry_after
 
 
 class _NotFound(Exception):
@@ -343,8 +358,8 @@ class _BodyLimit:
     than ``limit`` bytes of body, declared or not.
     """
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout: float | None = None) -> None:
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -354,8 +369,15 @@ class _BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await self._too_large(scope, receive, send)
         chunks, size, more = [], 0, True
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
         while more:
-            message = await receive()
+            # The whole body must arrive within `timeout` seconds of the headers, however it trickles.
+            try:
+                message = await (receive() if deadline is None
+                                 else asyncio.wait_for(receive(), max(0.0, deadline - loop.time())))
+            except asyncio.TimeoutError:
+                return await self._too_slow(scope, receive, send)
             if message["type"] != "http.request":
                 return await self.app(scope, _replaying(message, receive), send)   # client gone
             chunks.append(message.get("body", b""))
@@ -366,6 +388,12 @@ class _BodyLimit:
         body = b"".join(chunks)
         return await self.app(scope, _replaying({"type": "http.request", "body": body, "more_body": False},
                                                 receive), send)
+
+    async def _too_slow(self, scope, receive, send):
+        resp = _json_error(408, "RequestTimeout", f"the request body did not arrive within {self.timeout:g} s",
+                           "Send the whole request at once; check the network between you and the broker.",
+                           headers={"Connection": "close"})
+        await resp(scope, receive, send)
 
     async def _too_large(self, scope, receive, send):
         resp = _json_error(413, "RequestTooLarge", f"request body over {self.limit} bytes",
@@ -435,12 +463,15 @@ def _frames_only(exc: BaseException) -> str:
 # -- the app -----------------------------------------------------------------------------
 
 def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DEFAULT_QUERY_TIMEOUT_S,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, body_timeout_s: float | None = DEFAULT_BODY_TIMEOUT_S,
+               auth_limiter=None) -> FastAPI:
     """The broker ASGI app over ``workspace``.
 
     ``query_timeout_s`` is the engine's time limit for one query (DuckDB is
-    interrupted, the reservation released, nothing charged); ``max_body_bytes``
-    bounds every request body.
+    interrupted; see QueryFailed for the charge); ``max_body_bytes`` bounds every
+    request body and ``body_timeout_s`` the time it may take to arrive (408 after).
+    ``auth_limiter`` (a ``principals.FailedAuthLimiter``) throttles failed
+    authentications and their audit records; one with defaults when not given.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     app = FastAPI(
@@ -450,8 +481,13 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
     )
     app.state.workspace = ws
     app.state.query_timeout_s = query_timeout_s
+    if auth_limiter is None:
+        from pdbg.governance.principals import FailedAuthLimiter
+
+        auth_limiter = FailedAuthLimiter()
+    limiter = app.state.auth_limiter = auth_limiter
     app.add_middleware(_CatchAll)
-    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(_BodyLimit, limit=max_body_bytes, timeout=body_timeout_s)
 
     @app.exception_handler(errors.PdbgError)
     async def pdbg_error(_request: Request, err: errors.PdbgError):
@@ -462,6 +498,13 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
         return _json_error(401, "AccessDenied", "authentication failed",
                            "Send `Authorization: Bearer <token>` and `X-Pdbg-User: <name>` with the token "
                            "`pdbg user add` printed for that user.", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(_RateLimited)
+    async def rate_limited(_request: Request, err: _RateLimited):
+        wait = int(math.ceil(err.retry_after))
+        return _json_error(429, "RateLimited", "too many failed authentications from this address for this user",
+                           f"Wait {wait} s, then retry with the user name and token `pdbg user add` printed.",
+                           headers={"Retry-After": str(wait)})
 
     @app.exception_handler(_NotFound)
     async def not_found(_request: Request, err: _NotFound):
@@ -479,18 +522,32 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
                            str(err.detail) if err.status_code < 500 else "the broker failed to answer",
                            "See /openapi.json for the endpoints.", headers=getattr(err, "headers", None))
 
-    def caller(cred: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    def caller(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer),
                user: str | None = Depends(_user_header)) -> Caller:
         from pdbg.governance import principals
 
-        if cred is None or not cred.credentials or not user:
-            raise _Unauthenticated()
-        if principals.is_owner(user) or not principals.NAME_RE.match(user):
-            raise _Unauthenticated()           # the os: data-owner actor is CLI-only, never over HTTP
+        source = request.client.host if request.client else None
+        key_user = principals.claimed_name(user)
+        wait = limiter.retry_after(key_user, source) if key_user else None   # per user: none claimed, none limited
+        if wait is not None:
+            raise _RateLimited(wait)           # whatever the token: the answer reveals nothing about it
+        token = cred.credentials if cred is not None else ""
         try:
-            u = principals.authenticate(ws, user, cred.credentials)
-        except errors.AccessDenied:
-            raise _Unauthenticated() from None
+            if not token or not user:
+                raise _Unauthenticated()
+            if principals.is_owner(user) or not principals.NAME_RE.match(user):
+                raise _Unauthenticated()       # the os: data-owner actor is CLI-only, never over HTTP
+            try:
+                u = principals.authenticate(ws, user, token)
+            except errors.AccessDenied:
+                raise _Unauthenticated() from None
+        except _Unauthenticated:
+            try:
+                principals.audit_failed_auth(ws, limiter, user, source,
+                                             principals.failure_reason(ws, user, bool(token)))
+            except errors.PdbgError as err:   # the refusal stands; the admin sees why it went unrecorded
+                log.warning("failed authentication not audited: %s", type(err).__name__)
+            raise
         return Caller(name=u.name, role=u.role)
 
     def session(c: Caller, case: str):

@@ -40,14 +40,23 @@ class Broker:
                 self.proc.wait(5)
 
 
-def start_broker(ws_root, log_path: Path, *extra: str) -> Broker:
-    """Start `pdbg serve WS` and wait until /v1/health answers (or fail with its log)."""
+def start_broker(ws_root, log_path: Path, *extra: str, max_open_files: int | None = None) -> Broker:
+    """Start `pdbg serve WS` and wait until /v1/health answers (or fail with its log).
+
+    ``max_open_files`` caps the broker's file descriptors (soft and hard), as on a host with a
+    low `ulimit -n`, where too many connections make accept() fail."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PDBG_TOKEN", "PDBG_AUDIT_MIRROR")}
     cmd = [sys.executable, "-c", "from pdbg.cli.main import entry; entry()", "serve", str(ws_root),
            "--host", "127.0.0.1", "--port", str(port), *extra]
     log_file = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
+    def limit_files():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
+                            preexec_fn=limit_files if max_open_files else None)
     log_file.close()
     broker = Broker(f"http://127.0.0.1:{port}", proc, log_path)
     deadline = time.monotonic() + 30

@@ -213,6 +213,13 @@ def test_serve_passes_its_limits_to_the_app(demo, monkeypatch):
     assert res.exit_code == 0, res.output
     assert captured["app"].state.query_timeout_s == 2.5
     assert captured["host"] == "127.0.0.1" and captured["access_log"] is False
+    assert captured["http"].header_timeout == 5.0 and captured["http"].max_connections == 512
+    res = CliRunner().invoke(cli, ["serve", str(demo.ws.root), "--port", "9", "--header-timeout", "2",
+                                   "--max-connections", "64", "--auth-failures", "4", "--log-lines", "7"])
+    assert res.exit_code == 0, res.output
+    assert captured["http"].header_timeout == 2.0 and captured["http"].max_connections == 64
+    assert captured["app"].state.auth_limiter.max_failures == 4
+    assert captured["log_config"]["filters"]["ratelimit"]["per_interval"] == 7
 
 
 @pytest.mark.parametrize("sql", ["'", '"', "SELECT $$"])
