@@ -29,23 +29,53 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
+def read_token(token_file: str | None) -> str | None:
+    """The token from ``token_file`` (refused unless only its owner can read it), else $PDBG_TOKEN."""
+    import os
+    import stat
+
+    from pdbg.errors import AccessDenied
+
+    if token_file is None:
+        return os.environ.get("PDBG_TOKEN") or None
+    try:
+        st = os.stat(token_file)
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise AccessDenied(f"token file {token_file} is readable by group or others "
+                               f"(mode {stat.S_IMODE(st.st_mode):04o})",
+                               f"chmod 600 {token_file}, or set PDBG_TOKEN instead")
+        with open(token_file, encoding="utf-8") as f:
+            token = f.read(4096).strip()
+    except OSError as exc:
+        raise AccessDenied(f"cannot read token file {token_file} ({exc.strerror or type(exc).__name__})",
+                           "Pass a readable file holding only the token, or set PDBG_TOKEN.") from None
+    if not token:
+        raise AccessDenied(f"token file {token_file} is empty", "Put the token `pdbg user add` printed in it.")
+    return token
+
+
 def register(cli: click.Group) -> None:
     @cli.command("query")
     @click.argument("workspace", type=click.Path(file_okay=False))
     @click.argument("sql")
     @click.option("--user", required=True, help="Investigator running the query.")
     @click.option("--case", "case", required=True, help="Incident case the grant belongs to.")
-    @click.option("--token", envvar="PDBG_TOKEN", default=None, help="Access token (checked when given).")
+    @click.option("--token-file", "token_file", type=click.Path(dir_okay=False), default=None,
+                  help="File holding the access token (mode 0600). Without it, $PDBG_TOKEN is used when set. "
+                       "There is no --token: a token in argv is visible to every user in `ps`.")
     @click.option("--epsilon", type=float, default=None, help="ε to spend (default and maximum from policy).")
     @click.option("--accuracy", type=float, default=None, help="Target 95% CI half-width; pdbg solves for ε.")
     @click.option("--preview", is_flag=True, help="Show cost and expected accuracy; spends nothing.")
     @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
     @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-    def query(workspace, sql, user, case, token, epsilon, accuracy, preview, fmt, as_json):
-        """Release a differentially private answer to SQL (or --preview its cost)."""
-        from pdbg.session import Session
+    def query(workspace, sql, user, case, token_file, epsilon, accuracy, preview, fmt, as_json):
+        """Release a differentially private answer to SQL (or --preview its cost).
 
-        s = Session(workspace, user=user, case=case, token=token)
+        The token (checked when given) comes from --token-file or $PDBG_TOKEN, never from argv.
+        """
+        from pdbg import session
+
+        s = session.Session(workspace, user=user, case=case, token=read_token(token_file))
         fmt = "json" if as_json else fmt
         if preview:
             p = s.preview(sql, epsilon=epsilon, accuracy=accuracy)

@@ -157,7 +157,7 @@ def _error_class(name: str, status: int) -> type[errors.PdbgError]:
         cls = getattr(importlib.import_module(mod), attr, None)
     if isinstance(cls, type) and issubclass(cls, errors.PdbgError):
         return cls
-    if status in (401, 403):
+    if status in (401, 403, 429):          # 429: too many failed authentications (RateLimited)
         return errors.AccessDenied
     if status == 409:
         return errors.BudgetExceeded
