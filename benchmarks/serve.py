@@ -11,7 +11,10 @@ Phases, all in one run on one freshly built demo workspace:
                    query for --compare-seconds (threads: see embedded_phase for why not processes);
   2. broker-10   - 10 concurrent RemoteSession clients (threads of this process) doing the same
                    against the broker for --compare-seconds;
-  3. load-50     - --clients clients for --seconds: 10 cases with a grant each (clients share
+  3. cache-30    - --cache-clients clients for --compare-seconds, 80% cached replays / 20% fresh
+                   releases: "cached p50 at 30 clients" vs "fresh p50" and their ratio (issue 13
+                   goal: cached at most half of fresh);
+  4. load-50     - --clients clients for --seconds: 10 cases with a grant each (clients share
                    cases, so concurrent spending on one grant is exercised), each call is a cached
                    replay with probability 0.8, else a fresh release (a new threshold literal, tiny
                    ε) until the case's budget refuses it.
@@ -19,7 +22,8 @@ Phases, all in one run on one freshly built demo workspace:
 Latency is measured at the client, end to end (HTTP + JSON + DataFrame decode for the broker;
 the Session call including its DataFrame decode for embedded).
 
-    python benchmarks/serve.py [--clients 50] [--seconds 60] [--compare-seconds 15] [--rows 20000] [--json FILE]
+    python benchmarks/serve.py [--clients 50] [--seconds 60] [--compare-seconds 15] [--cache-clients 30]
+                               [--rows 20000] [--json FILE]
 
 Exit code 0 when the run was clean (goal met or not: the report says); 1 on unexpected errors
 or a failed reconcile/verify.
@@ -155,12 +159,17 @@ def embedded_phase(ws_root: Path, case: str, workers: int, seconds: float) -> li
 
 
 def broker_phase(url: str, token: str, cases: list[str], clients: int, seconds: float,
-                 fresh_share: float = 0.0, seed: int = 1) -> dict:
-    """`clients` threads with their own RemoteSession; returns latencies and outcome counts."""
+                 fresh_share: float = 0.0, seed: int = 1, fresh_epsilon: float = 0.02) -> dict:
+    """`clients` threads with their own RemoteSession; returns latencies and outcome counts.
+
+    ``lat`` splits by what was asked (a cached-pool query or a fresh one, refusals included);
+    ``by_outcome`` by what happened (``cached`` hits, ``fresh`` releases, refusals by class).
+    """
     import pdbg
     from pdbg.errors import BudgetExceeded, PdbgError
 
     lat = {"cached": [], "fresh": []}
+    by_outcome: dict[str, list[float]] = {}
     outcomes: Counter = Counter()
     unexpected: list[str] = []
     lock = threading.Lock()
@@ -179,7 +188,7 @@ def broker_phase(url: str, token: str, cases: list[str], clients: int, seconds: 
                     sql = QUERY
                 t0 = time.perf_counter()
                 try:
-                    r = s.sql(sql, epsilon=0.02 if fresh else 0.1)
+                    r = s.sql(sql, epsilon=fresh_epsilon if fresh else 0.1)
                     kind = "cached" if r.cached else "fresh"
                     outcome = kind
                 except BudgetExceeded:
@@ -191,6 +200,7 @@ def broker_phase(url: str, token: str, cases: list[str], clients: int, seconds: 
                 dt = time.perf_counter() - t0
                 with lock:
                     lat[kind].append(dt)
+                    by_outcome.setdefault(outcome, []).append(dt)
                     outcomes[outcome] += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -198,7 +208,7 @@ def broker_phase(url: str, token: str, cases: list[str], clients: int, seconds: 
         t.start()
     for t in threads:
         t.join(seconds + 300)
-    return {"lat": lat, "outcomes": dict(outcomes), "unexpected": unexpected}
+    return {"lat": lat, "by_outcome": by_outcome, "outcomes": dict(outcomes), "unexpected": unexpected}
 
 
 def warm(url: str, token: str, ws_root: Path, cases: list[str]) -> None:
@@ -214,7 +224,7 @@ def warm(url: str, token: str, ws_root: Path, cases: list[str]) -> None:
 # -- the run ----------------------------------------------------------------------------------
 
 def run(rows: int = 20_000, clients: int = 50, seconds: float = 60.0, compare_seconds: float = 15.0,
-        compare_clients: int = 10, workdir: Path | None = None) -> dict:
+        compare_clients: int = 10, workdir: Path | None = None, cache_clients: int = 30) -> dict:
     from pdbg.ledger.audit import verify
     from pdbg.ledger.reconcile import reconcile
 
@@ -235,6 +245,10 @@ def run(rows: int = 20_000, clients: int = 50, seconds: float = 60.0, compare_se
         emb = embedded_phase(ws.root, compare_case, compare_clients, compare_seconds)
         b10 = broker_phase(url, token, [compare_case], compare_clients, compare_seconds)
         warm(url, token, ws.root, load_cases)
+        # cache-30: cached replays and fresh releases side by side under the same load, so the two
+        # p50s are comparable (tiny fresh ε: the engine's work does not depend on it, the budget does)
+        c30 = broker_phase(url, token, load_cases, cache_clients, compare_seconds, fresh_share=0.2, seed=2,
+                           fresh_epsilon=0.005)
         load = broker_phase(url, token, load_cases, clients, seconds, fresh_share=0.2)
     finally:
         proc.terminate()
@@ -249,7 +263,12 @@ def run(rows: int = 20_000, clients: int = 50, seconds: float = 60.0, compare_se
         "load_cached": summary(load["lat"]["cached"]),
         "load_fresh": summary(load["lat"]["fresh"]),
         "load_outcomes": load["outcomes"],
-        "unexpected_errors": load["unexpected"] + b10["unexpected"],
+        "load_unexpected": load["unexpected"],
+        "cache_clients": cache_clients,
+        "cached_at_30": summary(c30["by_outcome"].get("cached", [])),
+        "fresh_at_30": summary(c30["by_outcome"].get("fresh", [])),
+        "cache_outcomes": c30["outcomes"],
+        "unexpected_errors": load["unexpected"] + b10["unexpected"] + c30["unexpected"],
         "reconcile_ok": rec.ok, "reconcile": rec.message,
         "audit_verify_ok": ver.ok, "audit_records": getattr(ver, "records", None),
         "token_in_log": token in log, "traceback_in_log": "Traceback" in log or "unexpected " in log,
@@ -257,6 +276,9 @@ def run(rows: int = 20_000, clients: int = 50, seconds: float = 60.0, compare_se
     e99, b99 = report["embedded_10"]["p99_ms"], report["broker_10"]["p99_ms"]
     report["p99_ratio_broker_vs_embedded"] = b99 / e99 if e99 else float("nan")
     report["goal_met"] = report["p99_ratio_broker_vs_embedded"] < 2.0
+    c50, f50 = report["cached_at_30"]["p50_ms"], report["fresh_at_30"]["p50_ms"]
+    report["cached_vs_fresh_p50"] = c50 / f50 if f50 and f50 == f50 else float("nan")
+    report["cache_goal_met"] = report["cached_vs_fresh_p50"] <= 0.5     # issue 13: at most half
     report["clean"] = (not report["unexpected_errors"] and rec.ok and ver.ok and not report["token_in_log"]
                        and not report["traceback_in_log"])
     if tmp:
@@ -277,13 +299,21 @@ def print_report(r: dict) -> None:
     print(line("broker (HTTP clients)", r["broker_10"]))
     print(f"  p99 broker / embedded = {r['p99_ratio_broker_vs_embedded']:.2f}  "
           f"(goal < 2: {'met' if r['goal_met'] else 'NOT met'})")
+    print(f" cache vs fresh, {r['cache_clients']} concurrent clients, 80% cached / 20% fresh:")
+    print(line(f"cached p50 at {r['cache_clients']} clients", r["cached_at_30"]))
+    print(line("fresh p50", r["fresh_at_30"]))
+    print(f"  cached p50 at {r['cache_clients']} clients {r['cached_at_30']['p50_ms']:.1f} ms / "
+          f"fresh p50 {r['fresh_at_30']['p50_ms']:.1f} ms = {r['cached_vs_fresh_p50']:.2f}  "
+          f"(goal <= 0.5: {'met' if r['cache_goal_met'] else 'NOT met'}); outcomes {r['cache_outcomes']}")
     print(f" load: {r['clients']} clients for {r['seconds']:g} s, 80% cached / 20% fresh:")
     print(line("cached replays", r["load_cached"]))
     print(line("fresh releases + refusals", r["load_fresh"]))
     print(f"  outcomes: {r['load_outcomes']}")
     total = sum(r["load_outcomes"].values())
     print(f"  throughput: {total / r['seconds']:.0f} requests/s")
-    print(f" unexpected errors: {len(r['unexpected_errors'])} {r['unexpected_errors'][:3]}")
+    print(f" {r['clients']} clients × {r['seconds']:g} s, unexpected errors: {len(r['load_unexpected'])} "
+          f"{r['load_unexpected'][:3]}")
+    print(f" unexpected errors, all phases: {len(r['unexpected_errors'])} {r['unexpected_errors'][:3]}")
     print(f" ledger reconciles with audit: {r['reconcile_ok']} ({r['reconcile']}); "
           f"audit verify: {r['audit_verify_ok']} ({r['audit_records']} records)")
     print(f" token in broker log: {r['token_in_log']}; unexpected exception in log: {r['traceback_in_log']}")
@@ -296,9 +326,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--compare-seconds", type=float, default=15.0)
     ap.add_argument("--compare-clients", type=int, default=10)
+    ap.add_argument("--cache-clients", type=int, default=30, help="clients of the cached-vs-fresh phase")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
-    r = run(a.rows, a.clients, a.seconds, a.compare_seconds, a.compare_clients)
+    r = run(a.rows, a.clients, a.seconds, a.compare_seconds, a.compare_clients, cache_clients=a.cache_clients)
     print_report(r)
     if a.json:
         a.json.write_text(json.dumps(r, indent=2, default=str))
