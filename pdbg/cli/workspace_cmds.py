@@ -27,9 +27,15 @@ def register(cli: click.Group) -> None:
         then add the first admin with `pdbg user add WS NAME --role admin`.
         """
         from pdbg.governance.init import init_workspace
+        from pdbg.policy.workspace import loose_root_warning
 
         ws = init_workspace(workspace, audit_mirror=audit_mirror)
-        _emit({"workspace": str(ws.root), "workspace_id": ws.workspace_id, "audit_mirror": str(ws.audit_mirror)},
+        # Its files are 0600 anyway, but a listable root shows names, sizes and activity.
+        warnings = [w for w in (loose_root_warning(ws.root),) if w]
+        for w in warnings:
+            click.echo(f"pdbg: warning: {w}", err=True)
+        _emit({"workspace": str(ws.root), "workspace_id": ws.workspace_id, "audit_mirror": str(ws.audit_mirror),
+               "warnings": warnings},
               as_json,
               f"created workspace {ws.root}\n  audit mirror: {ws.audit_mirror}\n"
               f"  next: pdbg user add {workspace} NAME --role admin")

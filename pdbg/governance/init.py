@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from pdbg.ledger.audit import AuditLog
 from pdbg.ledger.state import ensure_schema, open_state
-from pdbg.policy.workspace import Workspace, create_layout
+from pdbg.policy.workspace import Workspace, create_layout, make_private, private_files
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gov_users (
@@ -136,16 +136,20 @@ def init_workspace(path: str | os.PathLike, audit_mirror: str | os.PathLike | No
     from pdbg.governance.principals import os_actor
     from pdbg.ingest.readers import open_writer
 
-    ws = create_layout(path, audit_mirror=audit_mirror)
-    ensure_governance_schema(ws)
-    # Through the writer path: it first drops any reader instance this process still holds for
-    # the same path (a workspace deleted and re-created in one process).
-    open_writer(ws.data_path, {"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-                wait_s=0).close()
-    AuditLog(ws).append(
-        os_actor(),
-        "workspace.init",
-        workspace_id=ws.workspace_id,
-        audit_mirror=str(ws.audit_mirror),
-    )
+    # Every file made here (state.sqlite, data.duckdb, the audit log) is 0600 whatever the umask
+    # and whatever the mode of a root directory that already existed (`pdbg init` warns about that).
+    with private_files():
+        ws = create_layout(path, audit_mirror=audit_mirror)
+        ensure_governance_schema(ws)
+        # Through the writer path: it first drops any reader instance this process still holds for
+        # the same path (a workspace deleted and re-created in one process).
+        open_writer(ws.data_path, {"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+                    wait_s=0).close()
+        AuditLog(ws).append(
+            os_actor(),
+            "workspace.init",
+            workspace_id=ws.workspace_id,
+            audit_mirror=str(ws.audit_mirror),
+        )
+    make_private(ws)
     return ws

@@ -35,7 +35,7 @@ from pdbg import clock
 from pdbg.errors import IngestError, PolicyError
 from pdbg.ingest.readers import POOL, open_writer
 from pdbg.policy.model import ColumnType, DatasetPolicy, Transform, load_policy
-from pdbg.policy.workspace import Workspace
+from pdbg.policy.workspace import Workspace, make_private, private_files
 
 REGISTRY = "_pdbg_datasets"
 WRITER_WAIT_S = 15.0   # how long an admin write waits for readers to let go of data.duckdb
@@ -132,11 +132,15 @@ def reader_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
 
 @contextmanager
 def admin_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_admin(ws)
-    try:
-        yield con
-    finally:
-        con.close()
+    # Files DuckDB creates meanwhile (data.duckdb itself, its .wal) and the policy files written
+    # under it are 0600 whatever the umask or the mode of the workspace root.
+    with private_files():
+        con = open_admin(ws)
+        try:
+            yield con
+        finally:
+            con.close()
+            make_private(ws)
 
 
 @contextmanager
