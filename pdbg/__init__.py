@@ -6,6 +6,8 @@ Public API: :func:`connect`, :mod:`pdbg.errors`, ``__version__``. Heavy modules
 
 from __future__ import annotations
 
+import os
+
 from pdbg import errors
 from pdbg.errors import (
     AccessDenied,
@@ -20,27 +22,39 @@ from pdbg.errors import (
 __version__ = "0.1.0"
 
 
-def connect(target: str, *, user: str, case: str, token: str | None = None):
-    """Open an investigation session on a workspace path or a broker URL (http://host:port)."""
-    if target.startswith(("http://", "https://")):
+def _is_url(target) -> bool:
+    return isinstance(target, str) and target.startswith(("http://", "https://"))
+
+
+def connect(target: str | os.PathLike, *, user: str, case: str, token: str | None = None):
+    """Open an investigation session on a workspace path (str or os.PathLike) or a broker URL
+    (http://host:port). A ``token`` given for a workspace path is checked: a wrong one is refused."""
+    if _is_url(target):
         from pdbg.server.client import RemoteSession
 
         return RemoteSession(target, user=user, case=case, token=token)
     from pdbg.session import Session
 
-    return Session(target, user=user, case=case)
+    return Session(os.fspath(target), user=user, case=case, token=token)
 
 
-def oversee(target: str, *, user: str | None = None, token: str | None = None):
+def oversee(target: str | os.PathLike, *, user: str | None = None, token: str | None = None):
     """Read-only oversight views (requests, grants, budgets, reviews, audit status, a case's
     privacy impact) on a workspace path or a broker URL; same methods either way."""
-    if target.startswith(("http://", "https://")):
+    if _is_url(target):
         from pdbg.server.client import RemoteOversight
 
         return RemoteOversight(target, user=user or "", token=token)
     from pdbg.governance.oversight import Oversight
 
-    return Oversight(target, user)
+    if token is not None and user:
+        from pdbg.governance.principals import authenticate
+        from pdbg.policy.workspace import Workspace
+
+        ws = Workspace(os.fspath(target))
+        authenticate(ws, user, token)
+        return Oversight(ws, user)
+    return Oversight(os.fspath(target), user)
 
 
 def load_ipython_extension(ipython) -> None:  # pragma: no cover - exercised by notebook tests
