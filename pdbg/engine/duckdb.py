@@ -40,6 +40,10 @@ class DuckDBEngine:
 
         A cursor on this process's shared read-only instance of the data file
         (:mod:`pdbg.ingest.readers`): its own transaction and interrupt, the instance's lock-down.
+        Raised before any private row is read (free refusals): :class:`DataBusy` (an
+        ``EngineError``) when a writer holds or waits for the file for longer than the pool's
+        bounded wait; ``StorageCorrupt`` / ``StorageUnreadable`` / ``StorageFull`` when the file
+        itself is damaged or cannot be opened (never reported as busy). No path, no engine text.
         """
         import duckdb
 
@@ -48,10 +52,10 @@ class DuckDBEngine:
         cm = POOL.cursor(self.ws.data_path)
         try:
             con = cm.__enter__()
-        except duckdb.IOException:
+        except duckdb.IOException as exc:   # the pool classifies known failures; this is the rest
             raise EngineError(
-                "the data file is busy (an ingest or purge is writing it)",
-                "Retry in a moment; nothing was charged.",
+                f"cannot open the data file for queries ({type(exc).__name__})",
+                "Check the workspace's data.duckdb (permissions, disk); nothing was charged.",
             ) from None
         except duckdb.Error as exc:   # e.g. this process opened the file itself with other settings
             raise EngineError(

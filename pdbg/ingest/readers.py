@@ -12,9 +12,20 @@ only when no other process has it open. A writer (ingest, purge, dataset add) go
 a marker file next to the data file fresh. Readers in every process see the marker on their
 next use and stop reusing their instance (closing it as soon as it is idle), and an idle
 instance closes by itself after ``LINGER_S``. So an idle notebook or broker never holds the
-file for long, and a busy one yields within a query or two (measured: a writer got in after
-1.2 s against four threads querying in a loop in another process). A marker left by a writer
-that died is ignored after ``MARKER_STALE_S``.
+file for long, and a busy one yields within a query or two. While the marker is fresh, or a
+writer holds the file, a new cursor *waits* (at most ``READER_WAIT_S``, then
+:class:`pdbg.errors.DataBusy`, raised before any private row is read, so nothing is charged)
+instead of opening the file again: readers that kept opening private instances while a writer
+waited starved it (3 of 6 admin operations failed after 15 s with six kernels querying;
+``benchmarks/writer_starvation.py``). A thread that already holds a cursor on the instance
+gets another one without waiting (it would otherwise wait for a writer that waits for it).
+A marker left by a writer that died is ignored once its process is gone, or after
+``MARKER_STALE_S``.
+
+Failures to open the file are told apart (:func:`open_error`): busy, corrupt (not a DuckDB
+file, a checksum failure, a truncated file), read-only (for a writer), full, unreadable. Only
+busy is waited for; the others are raised at once as :class:`pdbg.errors.StorageError`
+subclasses that name the file, never its path or DuckDB's message.
 
 The instance is opened with :data:`READER_CONFIG` only (external access off, extensions never
 installed or loaded, configuration locked): every cursor inherits the lock-down.
@@ -32,6 +43,15 @@ from pathlib import Path
 
 import duckdb
 
+from pdbg.errors import (
+    DataBusy,
+    StorageCorrupt,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
+    StorageUnreadable,
+)
+
 # The one configuration every read-only connection to data.duckdb uses (the query engine
 # included). DuckDB refuses two configurations of one file in one process at a time, so a
 # registry read must never open the file read-write or with other settings.
@@ -48,15 +68,84 @@ MARKER_SUFFIX = ".writer-waiting"
 # A marker not refreshed for this long is ignored: its writer died (e.g. SIGKILL) while waiting.
 # Waiting writers rewrite it on every retry, so a live one is never older than a fraction of a second.
 MARKER_STALE_S = 30.0
+# How long a new cursor waits for a waiting or writing writer before DataBusy (nothing charged).
+READER_WAIT_S = 5.0
+DATA_FILE = "data.duckdb"
 
 
 def writer_is_waiting(key: str) -> bool:
-    """Whether a live writer has announced itself for the data file ``key`` (one stat call)."""
+    """Whether a live writer has announced itself for the data file ``key`` (one stat call;
+    the marker is read only when it exists, to ignore a writer that died)."""
+    marker = key + MARKER_SUFFIX
     try:
-        age = time.time() - os.stat(key + MARKER_SUFFIX).st_mtime
+        age = time.time() - os.stat(marker).st_mtime
     except OSError:
         return False
-    return age < MARKER_STALE_S
+    if age >= MARKER_STALE_S:
+        return False
+    try:
+        pid = int(Path(marker).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+# What DuckDB says when it cannot open a file, by kind (matched, never shown: it quotes paths).
+_OPEN_FAILURES = (
+    ("busy", ("could not set lock on file", "conflicting lock")),
+    ("corrupt", ("not a valid duckdb database", "corrupt database file", "checksum", "could not read enough bytes",
+                 "serialization error", "invalid block", "failed to deserialize")),
+    ("full", ("no space left on device",)),
+    ("read-only", ("permission denied", "read-only file system", "operation not permitted")),
+    ("unreadable", ("is a directory", "database does not exist", "no such file", "cannot open file",
+                    "could not open file", "could not read", "i/o error")),
+)
+
+
+def open_error_kind(exc: BaseException) -> str | None:
+    """``busy``, ``corrupt``, ``full``, ``read-only``, ``unreadable`` for a failure to open a data
+    file, or None when it is none of those (e.g. a configuration clash inside this process)."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    text = str(exc).lower()
+    return next((kind for kind, needles in _OPEN_FAILURES if any(n in text for n in needles)), None)
+
+
+def open_error(exc: BaseException, *, writing: bool) -> StorageError | None:
+    """The :class:`StorageError` for a failure to open data.duckdb (None: not a file problem)."""
+    kind = open_error_kind(exc)
+    f = DATA_FILE
+    if kind == "busy":
+        return DataBusy(f"{f} is busy: an ingest, purge or dataset change is writing it",
+                        "Retry in a moment; nothing was charged.", file=f)
+    if kind == "corrupt":
+        return StorageCorrupt(
+            f"{f} is damaged: not a valid DuckDB database, truncated, or a checksum failed",
+            f"Restore {f} from a backup (or rebuild it: register the datasets and ingest again); "
+            "nothing was read or changed.", file=f)
+    if kind == "full":
+        return StorageFull(f"the disk holding {f} is full", file=f)
+    if kind == "read-only" and writing:
+        return StorageReadOnly(f"{f} is read-only for this process, so the data cannot be changed",
+                               "Run as the workspace's owner, or make the workspace writable "
+                               "(mode, owner, read-only mount); nothing was changed.", file=f)
+    if kind in ("read-only", "unreadable"):
+        return StorageUnreadable(f"{f} cannot be opened by this process (permissions, not a regular file, "
+                                 "or an I/O error)",
+                                 f"Check that {f} exists, is a regular file and this user may read it.", file=f)
+    return None
+
+
+def _busy_for(waited: float) -> DataBusy:
+    return DataBusy(f"{DATA_FILE} is busy: an ingest, purge or dataset change is writing it "
+                    f"(this query waited {waited:.0f} s)",
+                    "Retry in a moment; nothing was charged.", file=DATA_FILE)
 
 
 class _Instance:
@@ -77,27 +166,29 @@ class ReaderPool:
         self.linger_s = linger_s
         self._lock = threading.Lock()
         self._instances: dict[str, _Instance] = {}
+        self._held = threading.local()   # per thread: key -> cursors this thread holds
 
     @contextmanager
-    def cursor(self, path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection of its own on the shared instance (duckdb errors reach the caller)."""
+    def cursor(self, path: Path, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection of its own on the shared instance.
+
+        Waits up to ``wait_s`` (default :data:`READER_WAIT_S`) while a writer waits for or holds
+        the file, then raises :class:`DataBusy`; a corrupt, unreadable or otherwise unusable file
+        raises the matching :class:`StorageError` at once. Other duckdb errors reach the caller.
+        """
         key = str(Path(path).resolve())
-        inst = self._acquire(key)
-        if inst is None:   # a writer is waiting: a private, short-lived instance as before
-            con = duckdb.connect(key, read_only=True, config=dict(READER_CONFIG))
-            try:
-                yield con
-            finally:
-                con.close()
-            return
+        inst = self._acquire(key, READER_WAIT_S if wait_s is None else wait_s)
+        held = self._held.__dict__
         try:
             cur = inst.con.cursor()
         except BaseException:
             self._release(key, inst)
             raise
+        held[key] = held.get(key, 0) + 1
         try:
             yield cur
         finally:
+            held[key] -= 1
             try:
                 cur.close()
             finally:
@@ -128,22 +219,44 @@ class ReaderPool:
                     self._drop(key, inst)
 
     # -- internals ---------------------------------------------------------------
-    def _acquire(self, key: str) -> _Instance | None:
-        waiting = writer_is_waiting(key)
-        with self._lock:
-            inst = self._instances.get(key)
-            if inst is not None and (inst.closing or waiting):
-                inst.closing = True
-                if inst.users == 0:
-                    self._drop(key, inst)
-                return None
-            if waiting:
-                return None
-            if inst is None:
-                inst = _Instance(duckdb.connect(key, read_only=True, config=dict(READER_CONFIG)))
-                self._instances[key] = inst
-            inst.users += 1
-            return inst
+    def _acquire(self, key: str, wait_s: float) -> _Instance:
+        start = time.monotonic()
+        delay = 0.01
+        while True:
+            if self._held.__dict__.get(key):   # this thread holds a cursor already: never wait for it
+                with self._lock:
+                    inst = self._instances.get(key)
+                    if inst is not None:
+                        inst.users += 1
+                        return inst
+            waiting = writer_is_waiting(key)
+            with self._lock:
+                inst = self._instances.get(key)
+                if inst is not None and (inst.closing or waiting):
+                    inst.closing = True   # no new cursors: close it as soon as its last user ends
+                    if inst.users == 0:
+                        self._drop(key, inst)
+                elif not waiting:
+                    if inst is None:
+                        try:
+                            inst = _Instance(duckdb.connect(key, read_only=True, config=dict(READER_CONFIG)))
+                        except duckdb.Error as exc:
+                            mapped = open_error(exc, writing=False)
+                            if mapped is None:
+                                raise
+                            if not isinstance(mapped, DataBusy):
+                                raise mapped from None
+                            inst = None   # a writer holds the file: wait for it below
+                        else:
+                            self._instances[key] = inst
+                    if inst is not None:
+                        inst.users += 1
+                        return inst
+            waited = time.monotonic() - start
+            if waited >= wait_s:
+                raise _busy_for(waited)
+            time.sleep(min(delay, max(wait_s - waited, 0.0)))
+            delay = min(delay * 2, 0.1)
 
     def _release(self, key: str, inst: _Instance) -> None:
         with self._lock:
@@ -194,6 +307,7 @@ class ReaderPool:
         self._lock = threading.Lock()
         _LEAKED.extend(self._instances.values())
         self._instances = {}
+        self._held = threading.local()
 
 
 _LEAKED: list[_Instance] = []
@@ -225,33 +339,45 @@ class _WriterMarker:
                 pass
 
 
+def _connect_writer(data_path: Path, config: dict) -> duckdb.DuckDBPyConnection:
+    """One attempt; a failure that waiting cannot fix (corrupt, read-only, full, unreadable) is
+    raised at once as a StorageError, never retried until the deadline and then called "locked"."""
+    try:
+        return duckdb.connect(str(data_path), config=config)
+    except duckdb.Error as exc:
+        mapped = open_error(exc, writing=True)
+        if mapped is None or isinstance(mapped, DataBusy):
+            raise
+    raise mapped
+
+
 def open_writer(data_path: Path, config: dict, wait_s: float) -> duckdb.DuckDBPyConnection:
     """Open ``data_path`` read-write, waiting up to ``wait_s`` for readers to let go.
 
-    Raises the last ``duckdb.IOException`` when the file stays locked.
+    Raises the last ``duckdb.IOException`` when the file stays locked, and a
+    :class:`StorageError` subclass at once when the file is corrupt, read-only, full or unreadable.
+    While it waits, a fresh marker keeps every process's new readers waiting (see the module
+    docstring), so the file frees up as soon as the queries in flight end.
     """
     POOL.close(data_path)
     try:
-        return duckdb.connect(str(data_path), config=config)
-    except duckdb.IOException:
-        if wait_s <= 0:
-            raise
-    except duckdb.ConnectionException:
+        return _connect_writer(data_path, config)
+    except (duckdb.IOException, duckdb.ConnectionException):
         if wait_s <= 0:
             raise
     deadline = time.monotonic() + wait_s
-    delay = 0.02
+    delay = 0.01
     marker = _WriterMarker(data_path)
     try:
         while True:
             marker.refresh()
             POOL.close(data_path)
             try:
-                return duckdb.connect(str(data_path), config=config)
+                return _connect_writer(data_path, config)
             except (duckdb.IOException, duckdb.ConnectionException):
                 if time.monotonic() >= deadline:
                     raise
             time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 0.1)   # readers are held off: the file frees up within a query
     finally:
         marker.remove()

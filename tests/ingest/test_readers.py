@@ -126,15 +126,21 @@ def test_concurrent_threads_get_their_own_cursors(ws):
     assert str(ws.data_path.resolve()) in POOL._instances   # one shared instance served them all
 
 
-def test_waiting_writer_marker_stops_reuse(ws):
-    """While a writer waits, readers neither reuse nor keep their instance."""
+def test_waiting_writer_marker_stops_reuse(ws, monkeypatch):
+    """While a writer waits, readers neither reuse nor keep their instance, nor open another:
+    they wait (bounded) and then refuse as busy (issue 13: private instances starved writers)."""
+    from pdbg.errors import DataBusy
+    from pdbg.ingest import readers
+
     eng = DuckDBEngine(ws)
     eng.data_version("t")
     key = str(ws.data_path.resolve())
     assert key in POOL._instances
     _marker(ws).write_text("1\n")
+    monkeypatch.setattr(readers, "READER_WAIT_S", 0.2)
     try:
-        assert eng.data_version("t") == 1        # still answers, on a private short-lived instance
+        with pytest.raises(DataBusy):
+            eng.data_version("t")
         assert key not in POOL._instances        # and the shared one was closed
     finally:
         _marker(ws).unlink()
