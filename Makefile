@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_WS ?= demo-ws
 
-.PHONY: install demo test test-slow bench bench-ingest bench-audit bench-query bench-serve bench-peers privacy-audit demo-reliability clean
+.PHONY: install demo test test-slow bench bench-ingest bench-audit bench-query bench-serve bench-writers bench-peers privacy-audit demo-reliability clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "pdbg needs Python 3.11 or newer (none found on PATH)"; exit 1; }
@@ -51,6 +51,9 @@ bench-query: install
 
 bench-serve: install
 	$(BIN)/python benchmarks/serve.py
+
+bench-writers: install
+	$(BIN)/python benchmarks/writer_starvation.py
 
 # SmartNoise SQL and OpenDP's Polars API next to pdbg and plain DuckDB, in separate venvs.
 bench-peers: install
