@@ -33,6 +33,7 @@ import yaml
 
 from pdbg import clock
 from pdbg.errors import IngestError, PolicyError
+from pdbg.ingest import faults
 from pdbg.ingest.readers import POOL, open_writer
 from pdbg.policy.model import ColumnType, DatasetPolicy, Transform, load_policy
 from pdbg.policy.workspace import Workspace, make_private, private_files
@@ -98,13 +99,15 @@ def open_admin(ws: Workspace, wait_s: float = WRITER_WAIT_S) -> duckdb.DuckDBPyC
     try:
         con = open_writer(ws.data_path, {"autoinstall_known_extensions": False, "autoload_known_extensions": False},
                           wait_s)
-    except (duckdb.IOException, duckdb.ConnectionException):
-        raise IngestError(
-            f"data.duckdb stayed locked by another process for {wait_s:g} s",
-            "Close notebooks or servers that are running long queries on this workspace, then retry.",
-        ) from None
-    except duckdb.Error as exc:
-        raise IngestError(f"could not open data.duckdb ({type(exc).__name__})", "Check the workspace files.") from None
+    except (duckdb.Error, OSError) as exc:
+        # Busy, damaged, read-only and full need different fixes; DuckDB says IOException for all.
+        kind = faults.kind_of(exc)
+        if kind == "busy" or (kind == "unreadable" and isinstance(exc, duckdb.ConnectionException)):
+            raise IngestError(
+                f"data.duckdb stayed locked by another process for {wait_s:g} s",
+                "Close notebooks or servers that are running long queries on this workspace, then retry.",
+            ) from None
+        raise faults.ingest_error(exc, "nothing was written") from None
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     con.execute(_DDL)
@@ -119,8 +122,12 @@ def reader_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         cm = POOL.cursor(ws.data_path)
         con = cm.__enter__()
-    except duckdb.IOException:
-        raise PolicyError("data.duckdb is busy (an ingest or purge is writing it)", "Retry in a moment.") from None
+    except duckdb.IOException as exc:
+        kind = faults.kind_of(exc)
+        if kind == "busy":
+            raise PolicyError("data.duckdb is busy (an ingest or purge is writing it)", "Retry in a moment.") from None
+        raise PolicyError(f"cannot read the dataset registry: data.duckdb {faults.WHAT[kind]}",
+                          faults.HINTS[kind]) from None
     except duckdb.Error as exc:   # e.g. this process holds the file open with other settings
         raise PolicyError(f"cannot read the dataset registry ({type(exc).__name__})",
                           "Close any DuckDB connection this process opened on the workspace yourself.") from None
