@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,17 @@ RESERVED_FIELDS = frozenset({"seq", "ts", "actor", "action", "severity", "prev",
 FORBIDDEN_FIELDS = frozenset({"token", "secret", "password", "private_key", "signing_key", "api_key", "salt"})
 SYSTEM_ACTOR = "pdbg"
 _TAIL_CHUNK = 8192
+_log = logging.getLogger("pdbg.audit")
+
+
+class AppendStatus:
+    """What an append left behind besides its records: ``mirror_error`` is set when the
+    records and the local checkpoint are durable but the mirror copy failed (lag)."""
+
+    __slots__ = ("mirror_error",)
+
+    def __init__(self) -> None:
+        self.mirror_error: str | None = None
 
 
 def lock_path(ws: Workspace) -> Path:
@@ -218,6 +230,7 @@ class _Appender:
         self.audit_fd = os.open(ws.audit_path, flags, 0o600)
         self.cp_fd = os.open(ws.checkpoints_path, flags, 0o600)
         self.mirror_fd: int | None = None
+        self.mirror_error: str | None = None  # set when the record is durable but the mirror copy failed
         if self.created:
             _fsync_dir(ws.audit_dir)
 
@@ -417,6 +430,9 @@ class _Appender:
 
     # -- writing -------------------------------------------------------------
 
+    def _undo(self, size: int, cp_size: int) -> None:
+        _undo_files(self, size, cp_size)
+
     def write(self, state: _State, entries: list[tuple[str, str, str, dict]]) -> list[bytes]:
         ts = clock.iso()
         entries = [(SYSTEM_ACTOR, "audit.quarantine", "warning", n) for n in self.notes] + entries
@@ -435,8 +451,13 @@ class _Appender:
             state.frontier.append(bytes.fromhex(h))
             lines.append(line)
         data = b"".join(lines)
-        _write_all(self.audit_fd, data)
-        os.fsync(self.audit_fd)
+        size0, cp_size0 = state.size, state.cp_size
+        try:
+            _write_all(self.audit_fd, data)
+            os.fsync(self.audit_fd)
+        except OSError:
+            self._undo(size0, cp_size0)
+            raise
         state.size += len(data)
 
         body = {
@@ -445,22 +466,39 @@ class _Appender:
             "key_id": self.key.key_id, "prev_cp": state.cp_hash,
         }  # fmt: skip
         cp = checkpoint_line(body, self.key.sign(checkpoint_message(body)))
-        _write_all(self.cp_fd, cp)
-        os.fsync(self.cp_fd)
+        try:
+            _write_all(self.cp_fd, cp)
+            os.fsync(self.cp_fd)
+        except OSError:
+            self._undo(size0, cp_size0)
+            raise
         state.cp_size += len(cp)
         state.cp_hash, state.cp_tree_size = line_digest(cp[:-1]), state.frontier.size
+        # Point of no return: the record and its signed checkpoint are durable locally. A
+        # failed mirror copy from here on is *lag*, not a failed append: raising would make
+        # callers release a charge whose record exists (reconcile would then fail for good).
         try:
             _write_all(self.mirror_fd, cp)
             os.fsync(self.mirror_fd)
         except OSError as exc:
-            raise AuditError(
-                f"the record was written but its checkpoint could not be copied to the audit mirror "
-                f"({exc.strerror})",
-                "Make the mirror writable; the next append copies the next checkpoint.",
-            ) from None
-        state.mirror_size += len(cp)
-        _write_head(self.ws, state)
+            self.mirror_error = f"the audit mirror is behind: a checkpoint could not be copied ({exc.strerror})"
+            _log.warning("%s; the next append copies a newer one", self.mirror_error)
+        else:
+            state.mirror_size += len(cp)
+        _write_head(self.ws, state)  # a size mismatch after a partial mirror write only costs a rescan
         return lines
+
+
+def _undo_files(app: "_Appender", size: int, cp_size: int) -> None:
+    """Cut a failed append's bytes off the local files, so AuditError means "nothing
+    written". Only our own bytes, under the lock, before any checkpoint signed them."""
+    for fd, keep in ((app.audit_fd, size), (app.cp_fd, cp_size)):
+        try:
+            if os.fstat(fd).st_size > keep:
+                os.ftruncate(fd, keep)
+                os.fsync(fd)
+        except OSError:  # pragma: no cover - the next appender's rescan quarantines a torn tail
+            pass
 
 
 def _type_only(exc: Exception) -> str:
@@ -491,8 +529,45 @@ def _write_head(ws: Workspace, state: _State) -> None:
         os.close(fd)
 
 
-def append_entries(ws: Workspace, entries: list[tuple[str, str, str, dict]]) -> list[dict]:
-    """Append records under the lock with one checkpoint; return them as stored."""
+def preflight(ws: Workspace) -> None:
+    """Check, without writing anything, that an append would get past every refusal that
+    comes before the first write: the signing key loads, the lock is taken, the log files
+    and the mirror open for writing, the tail state is sound (not shorter than signed, not
+    behind the mirror) and the mirror's first-seen key is this key. Raises AuditError.
+
+    Why: a state change checks this *before* its effect, so an unwritable log or mirror
+    or a damaged key refuses the change instead of leaving it unaudited. A full disk can
+    still fail the write itself; then the change is refused by its intent record, or (for
+    a completion record) settled later by recovery."""
+    try:
+        key = keymod.load_signing_key(ws)
+        with locked(ws):
+            app = _Appender(ws, key)
+            try:
+                app.load()
+                for path in (ws.audit_path, ws.checkpoints_path):
+                    if not os.access(path, os.W_OK):
+                        raise AuditError(f"{path.name} is not writable; nothing was changed",
+                                         "Fix the permissions of WS/audit/ and retry.")
+            finally:
+                app.close()
+    except AuditError:
+        raise
+    except OSError as exc:
+        raise AuditError(f"the audit log cannot be written ({exc.strerror}); nothing was changed",
+                         "Fix WS/audit/ (disk, permissions) and retry.") from None
+    except Exception as exc:  # noqa: BLE001 - any failure means the append would fail
+        raise AuditError(f"the audit log cannot be written ({type(exc).__name__}); nothing was changed",
+                         "Run `pdbg audit verify WS` and fix the log, then retry.") from None
+
+
+def append_entries(ws: Workspace, entries: list[tuple[str, str, str, dict]],
+                   status: AppendStatus | None = None) -> list[dict]:
+    """Append records under the lock with one checkpoint; return them as stored.
+
+    AuditError means *nothing* was recorded (fail closed). A mirror copy that fails after
+    the record and its local checkpoint are durable does not raise: the records stand, and
+    ``status.mirror_error`` (when given) says the mirror is behind."""
     for actor, action, severity, fields in entries:
         check_entry(actor, action, severity, fields)
     try:
@@ -502,6 +577,8 @@ def append_entries(ws: Workspace, entries: list[tuple[str, str, str, dict]]) -> 
             try:
                 state = app.load()
                 lines = app.write(state, entries)
+                if status is not None:
+                    status.mirror_error = app.mirror_error
             finally:
                 app.close()
     except AuditError:

@@ -20,7 +20,8 @@ when a newest signature fails every signature is checked to name the first bad o
 
 A crash can legitimately leave a torn last line (reported as ``torn_tail_bytes``, cut
 off by the next append), records after the newest checkpoint (``unsigned``) and
-local checkpoints missing from the mirror (``unmirrored``); none of these fails.
+local checkpoints missing from the mirror (``unmirrored``: a crash, or a mirror copy that
+failed after the record was durable, reported in ``warnings``); none of these fails.
 """
 
 from __future__ import annotations
@@ -59,9 +60,19 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["warnings"] = list(self.warnings)
         d["quarantined"] = list(self.quarantined)
         d["problems"] = list(self.problems)
         return d
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Conditions that are not tampering but that an operator should see."""
+        out = []
+        if self.unmirrored:
+            out.append(f"the audit mirror is {self.unmirrored} checkpoint(s) behind (lag, not tampering: a mirror "
+                       "copy failed after its record was durable); the next append copies a newer one")
+        return tuple(out)
 
     @property
     def message(self) -> str:
@@ -86,10 +97,25 @@ class _Findings:
 
 
 def _read(path) -> bytes | None:
+    """A regular file's bytes, or None when it is missing or not a regular file (a mirror
+    pointed at a device such as /dev/full would otherwise be read forever)."""
+    import os
+    import stat
+
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 24):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _split(data: bytes | None) -> tuple[list[bytes], bytes]:
