@@ -105,9 +105,13 @@ class Session:
         if token is not None:
             principals.authenticate(self.ws, user, token)
         principals.require_role(self.ws, user, "investigator")
-        # Settle reservations left by crashed kernels (committed if their audit record exists).
+        # Settle reservations left by crashed kernels (committed if their audit record exists),
+        # and state changes (ingest, purge, grants…) a dead process left between intent and
+        # completion: one listdir when there are none (pdbg.governance.recovery).
+        from pdbg.governance.recovery import recover_pending
         from pdbg.ledger.budget import Ledger
 
+        recover_pending(self.ws, user)
         with Ledger(self.ws) as ledger:
             ledger.recover(actor=user)
 

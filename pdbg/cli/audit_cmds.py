@@ -1,4 +1,4 @@
-"""CLI verbs: `pdbg audit verify|show|reconcile`.
+"""CLI verbs: `pdbg audit verify|show|reconcile|recover`.
 
 Reading the audit log needs the ``audit.read`` permission (auditor, admin, or the OS
 account that owns the workspace; `--user NAME` acts as a pdbg user, taken on trust
@@ -99,7 +99,7 @@ def register(cli: click.Group) -> None:
             _echo_json(payload)
         elif not as_json:
             click.echo(report.message)
-            extras = []
+            extras = list(report.warnings)
             if report.unsigned:
                 extras.append(f"{report.unsigned} newest record(s) not yet covered by a checkpoint (crash?)")
             if report.torn_tail_bytes:
@@ -163,3 +163,38 @@ def register(cli: click.Group) -> None:
             raise _refused(result.message, payload, "Compare `pdbg budget WS` with `pdbg audit show WS`.")
         if not_recorded:
             raise _refused(f"the ledger reconciles but the check could not be recorded: {not_recorded}", payload)
+
+    @audit_group.command("recover")
+    @click.argument("workspace", type=click.Path(file_okay=False))
+    @click.option("--user", default=None, help=ACTING_HELP)
+    @click.option("--json", "as_json", is_flag=True, help="Print what was settled as one JSON object.")
+    def recover_cmd(workspace, user, as_json):
+        """Settle every unfinished state change and dead query charge from the actual state.
+
+        An intent record without its completion (a process died between them, or the
+        completion could not be written) is settled done / not-done by reading data.duckdb
+        and state.sqlite, with a `<action>.settled` record; stranded query reservations are
+        committed if their charge was audited, released otherwise. Running changes are left alone.
+        """
+        from pdbg.governance.principals import check, os_actor
+        from pdbg.governance.recovery import recover
+
+        ws = _ws(workspace)
+        actor = user or os_actor()
+        check(ws, actor, "retention.purge", "recovery of unfinished changes", audit_refusal=True)
+        report = recover(ws, actor)
+        payload = report.to_dict()
+        if as_json:
+            _echo_json(payload)
+            return
+        if not report.changed:
+            click.echo("nothing to recover" + (f" ({len(report.running)} change(s) still running)"
+                                               if report.running else ""))
+            return
+        for s in report.settled:
+            click.echo(f"settled {s['action']} {s['intent']}: {s['outcome']}")
+        b = report.budget
+        if b.get("committed") or b.get("released"):
+            click.echo(f"query charges: {len(b.get('committed', []))} committed, {len(b.get('released', []))} released")
+        for r in report.running:
+            click.echo(f"  note: {r} is still running; left alone")

@@ -19,15 +19,19 @@ account ``grant:<id>`` holding (ε, δ) and, if missing, the dataset-wide cap ac
 * :func:`active_grant` re-reads state on every call, so a revocation, an expiry or a
   deactivation takes effect on the next query.
 
-Every state change is audited inside its SQLite write transaction, before commit:
-if the audit append fails, the change is rolled back (fail closed). Lock order is
-always state.sqlite first, then the audit file lock.
+Every grant change (approve, deny, break-glass, revoke) is audited as intent → effect →
+completion (:func:`_change`): ``<action>.intent`` before the SQLite write transaction
+(if it cannot be written, nothing changes), ``<action>`` after COMMIT; a crash in between
+is settled by ``pdbg.governance.recovery`` from the grant/request rows. Requests are
+still audited inside their write transaction. Lock order is always state.sqlite first,
+then the audit file lock (intent and completion are appended outside the transaction).
 """
 
 from __future__ import annotations
 
 import math
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -304,7 +308,9 @@ def approve(ws: Workspace, request_id: str, approver: str) -> Grant:
     _open_accounts(ws, gid, policy, req.epsilon)        # a dangling account (if we lose a race) grants nothing
     now = clock.now()
     expires = now + timedelta(hours=min(req.hours, policy.grant_max_hours))
-    with gov_db(ws) as conn, write_tx(conn):
+    fields = dict(request=request_id, grant=gid, user=req.user, case=req.case, dataset=req.dataset,
+                  epsilon=req.epsilon, delta=policy.delta, accounting=policy.accounting, expires=clock.iso(expires))
+    with _change(ws, approver, "access.approve", **fields) as conn:
         row = conn.execute("SELECT status FROM gov_requests WHERE id = ?", (request_id,)).fetchone()
         if row["status"] != "pending":
             raise AccessDenied(f"request {request_id} was decided concurrently ({row['status']})", "Nothing to do.")
@@ -317,9 +323,6 @@ def approve(ws: Workspace, request_id: str, approver: str) -> Grant:
         )
         conn.execute("UPDATE gov_requests SET status = 'approved', decided_by = ?, decided = ?, grant_id = ? "
                      "WHERE id = ?", (approver, clock.iso(now), gid, request_id))
-        AuditLog(ws).append(approver, "access.approve", request=request_id, grant=gid, user=req.user,
-                            case=req.case, dataset=req.dataset, epsilon=req.epsilon, delta=policy.delta,
-                            accounting=policy.accounting, expires=clock.iso(expires))
     return get_grant(ws, gid)
 
 
@@ -327,14 +330,13 @@ def deny(ws: Workspace, request_id: str, approver: str, reason: str) -> Request:
     """Deny a pending (or expired) request with a reason the requester will see."""
     reason = _require_reason(reason, "a denial")
     req = _decidable(ws, request_id, approver, "access.deny")
-    with gov_db(ws) as conn, write_tx(conn):
+    with _change(ws, approver, "access.deny", request=request_id, user=req.user, case=req.case,
+                 dataset=req.dataset, reason=reason) as conn:
         row = conn.execute("SELECT status FROM gov_requests WHERE id = ?", (request_id,)).fetchone()
         if row["status"] != "pending":
             raise AccessDenied(f"request {request_id} was decided concurrently ({row['status']})", "Nothing to do.")
         conn.execute("UPDATE gov_requests SET status = 'denied', decided_by = ?, decided = ?, decision_reason = ? "
                      "WHERE id = ?", (approver, clock.iso(), reason, request_id))
-        AuditLog(ws).append(approver, "access.deny", request=request_id, user=req.user, case=req.case,
-                            dataset=req.dataset, reason=reason)
     return get_request(ws, request_id)
 
 
@@ -359,20 +361,21 @@ def break_glass(ws: Workspace, user: str, case: str, dataset: str, reason: str) 
     now = clock.now()
     expires = now + timedelta(hours=hours)
     refused = None
-    with gov_db(ws) as conn, write_tx(conn):
+    fields = dict(grant=gid, user=user, case=case, dataset=dataset, epsilon=epsilon, delta=policy.delta,
+                  accounting=policy.accounting, expires=clock.iso(expires), reason=reason)
+    with _change(ws, user, "access.break_glass", severity="high", **fields) as conn:
         refused = breakglass.refusal(conn, user, case, dataset, policy, now)
-        if refused is None:
-            conn.execute(
-                "INSERT INTO gov_grants (id, user, case_id, dataset, epsilon, delta, accounting, kind, created, "
-                "expires) VALUES (?, ?, ?, ?, ?, ?, ?, 'break_glass', ?, ?)",
-                (gid, user, case, dataset, epsilon, policy.delta, policy.accounting, clock.iso(now),
-                 clock.iso(expires)),
-            )
-            review = open_review(conn, kind="break_glass", subject_user=user, case=case, dataset=dataset,
-                                 grant_id=gid, reason=reason)
-            AuditLog(ws).append(user, "access.break_glass", severity="high", grant=gid, review=review.id, user=user,
-                                case=case, dataset=dataset, epsilon=epsilon, delta=policy.delta,
-                                accounting=policy.accounting, expires=clock.iso(expires), reason=reason)
+        if refused is not None:
+            raise _NotChanged(refused[0])
+        conn.execute(
+            "INSERT INTO gov_grants (id, user, case_id, dataset, epsilon, delta, accounting, kind, created, "
+            "expires) VALUES (?, ?, ?, ?, ?, ?, ?, 'break_glass', ?, ?)",
+            (gid, user, case, dataset, epsilon, policy.delta, policy.accounting, clock.iso(now),
+             clock.iso(expires)),
+        )
+        review = open_review(conn, kind="break_glass", subject_user=user, case=case, dataset=dataset,
+                             grant_id=gid, reason=reason)
+        conn.done_fields["review"] = review.id
     _refuse_break_glass(ws, refused, user, case, dataset)   # lost a race: the account opened above grants nothing
     return get_grant(ws, gid)
 
@@ -390,16 +393,61 @@ def _refuse_break_glass(ws: Workspace, refused: tuple[str, str] | None, user: st
 def revoke(ws: Workspace, grant_id: str, actor: str) -> Grant:
     """Revoke a grant; the next query under it is refused. Spent budget stays spent."""
     check(ws, actor, "access.revoke", f"grant {grant_id}", audit_refusal=True)
-    with gov_db(ws) as conn, write_tx(conn):
-        row = conn.execute("SELECT * FROM gov_grants WHERE id = ?", (grant_id,)).fetchone()
-        if row is None:
-            raise PdbgError(f"no grant {grant_id!r}", "List them with `pdbg access list WS`.")
-        if row["revoked"]:
-            raise PdbgError(f"grant {grant_id} was already revoked at {row['revoked']}", "Nothing to do.")
+    row = get_grant(ws, grant_id)   # refusals (no such grant, already revoked) before any intent
+    if row.revoked:
+        raise PdbgError(f"grant {grant_id} was already revoked at {row.revoked}", "Nothing to do.")
+    with _change(ws, actor, "access.revoke", grant=grant_id, user=row.user, case=row.case,
+                 dataset=row.dataset) as conn:
+        cur = conn.execute("SELECT revoked FROM gov_grants WHERE id = ?", (grant_id,)).fetchone()
+        if cur["revoked"]:
+            raise PdbgError(f"grant {grant_id} was already revoked at {cur['revoked']}", "Nothing to do.")
         conn.execute("UPDATE gov_grants SET revoked = ?, revoked_by = ? WHERE id = ?", (clock.iso(), actor, grant_id))
-        AuditLog(ws).append(actor, "access.revoke", grant=grant_id, user=row["user"], case=row["case_id"],
-                            dataset=row["dataset"])
     return get_grant(ws, grant_id)
+
+
+class _NotChanged(Exception):
+    """Raised inside :func:`_change` to leave the transaction without an effect (no error for the caller)."""
+
+
+class _ChangeConn:
+    """The write-transaction connection of a grant change, plus fields for its completion record."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+        self.done_fields: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+@contextmanager
+def _change(ws: Workspace, actor: str, action: str, *, severity: str = "info", **fields):
+    """A grant change as intent → effect → completion (DESIGN.md invariant 12).
+
+    The audit appender is preflighted and ``<action>.intent`` appended *before* the SQLite
+    write transaction (AuditError: nothing changed); the body makes the change; after COMMIT
+    the completion record (``<action>``, the name the log always used, now with ``intent``)
+    is appended. A body that raises rolls back, and the intent is settled ``not-done``
+    (``<action>.settled``). A crash between COMMIT and completion is settled by recovery
+    (``pdbg.governance.recovery``: the grant id / request state says whether it happened).
+    """
+    from pdbg.governance import recovery
+    from pdbg.ledger.audit import intents
+
+    recovery.recover_pending(ws, actor)
+    op = intents.begin(ws, actor, action, **fields)
+    wrapped = None
+    try:
+        with gov_db(ws) as conn, write_tx(conn):
+            wrapped = _ChangeConn(conn)
+            yield wrapped
+    except _NotChanged as why:
+        op.settle("not-done", reason=str(why))
+        return
+    except BaseException:
+        recovery.settle_now(op)
+        raise
+    op.done(severity=severity, **fields, **wrapped.done_fields)
 
 
 def active_grants(ws: Workspace, user: str, case: str, dataset: str) -> list[Grant]:

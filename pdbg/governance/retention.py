@@ -2,15 +2,21 @@
 
 Following Loki's model, every dataset has its own window (``retention_days``, at
 least one day by policy) and may be under ``legal_hold``, which suspends deletion.
-A purge runs in **one DuckDB transaction** covering every dataset: the deletes,
-the data-version bumps (so release-cache entries for old data stop matching) and
-the audit append all happen before ``COMMIT``. So a crash or an audit failure at
-any point leaves the data exactly as before, and running purge again after
-success deletes nothing and still succeeds (idempotent).
+A purge is audited as intent → effect → completion (DESIGN.md invariant 12): the
+appender is preflighted and ``retention.purge.intent`` appended *before* anything is
+deleted; the deletes, the data-version bumps (so release-cache entries for old data
+stop matching) and a row in ``_pdbg_applied`` carrying the receipt happen in **one
+DuckDB transaction** covering every dataset; the receipt (``retention.purge``, with
+``intent``) is appended after ``COMMIT``. So a crash before COMMIT leaves the data as it
+was and an intent that recovery settles as ``not-done``; a crash after it leaves the
+deletion and an intent that recovery settles as ``done`` with the receipt read back
+from ``_pdbg_applied``. A receipt never describes a deletion that did not happen.
+Running purge again after success deletes nothing and still succeeds (idempotent).
 
-The receipt holds counts, cutoffs and data versions, never a row or a value.
-Rows whose time is NULL cannot be aged; they are counted in the receipt
-(``rows_without_time``) so that the data owner notices them.
+The receipt holds counts, cutoffs, data versions and resulting row counts, never a row
+or a value. Rows whose time is NULL cannot be aged; they are counted in the receipt
+(``rows_without_time``) so that the data owner notices them. A dry run changes nothing
+and is audited by one ``retention.purge`` record (``dry_run: true``) after its rollback.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from pdbg import clock
-from pdbg.errors import WorkspaceError
+from pdbg.errors import AuditError, WorkspaceError
 from pdbg.governance.principals import check
 from pdbg.ledger.audit import AuditLog
 from pdbg.policy.workspace import Workspace
@@ -38,6 +44,7 @@ class PurgeEntry:
     data_version_before: int | None
     data_version_after: int | None
     rows_without_time: int = 0
+    rows_total: int | None = None   # rows in the table after the purge (None: no table)
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ def _purge_one(con, reg, policy, now: datetime, dry_run: bool) -> PurgeEntry:
     if n and not dry_run:
         con.execute(f"DELETE FROM {qt} WHERE {where}", [param])
         after = reg.bump_version(con, name)
-    return entry(cutoff=clock.iso(cutoff), deleted=int(n), data_version_after=after, rows_without_time=int(nulls))
+    total = con.execute(f"SELECT count(*) FROM {qt}").fetchone()[0]
+    return entry(cutoff=clock.iso(cutoff), deleted=int(n), data_version_after=after, rows_without_time=int(nulls),
+                 rows_total=int(total))
 
 
 def purge(ws: Workspace, actor: str, dry_run: bool = False) -> PurgeReceipt:
@@ -127,23 +136,47 @@ def purge(ws: Workspace, actor: str, dry_run: bool = False) -> PurgeReceipt:
     import duckdb
 
     check(ws, actor, "retention.purge", "all datasets", audit_refusal=True)
+    from pdbg.governance import recovery
+    from pdbg.ledger.audit import intents
+
     reg = _registry()
     now = clock.now()
-    with reg.admin_connection(ws) as con:
-        con.execute("BEGIN TRANSACTION")
+    op = None
+    if not dry_run:
+        recovery.recover_pending(ws, actor)
+        op = intents.begin(ws, actor, "retention.purge", at=clock.iso(now))
+    try:
+        with reg.admin_connection(ws) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                names = [r[0] for r in con.execute(f"SELECT name FROM {reg.REGISTRY} ORDER BY name").fetchall()]
+                policies = [reg.get_policy(ws, n, con=con) for n in names]
+                entries = tuple(_purge_one(con, reg, p, now, dry_run) for p in policies)
+                receipt = PurgeReceipt(at=clock.iso(now), dry_run=dry_run, datasets=entries)
+                if op is not None:
+                    AuditLog(ws).preflight()     # last look before COMMIT: the receipt must be writable
+                    recovery.mark_applied(con, op.id, "retention.purge", receipt.to_dict())
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                # engine messages may quote values: only the exception class crosses the boundary
+                raise WorkspaceError(f"retention purge failed in the data engine ({type(exc).__name__}); "
+                                     "nothing was deleted", "Check the dataset tables, then retry.") from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("ROLLBACK" if dry_run else "COMMIT")
+    except BaseException:
+        if op is not None:
+            recovery.settle_now(op)
+        raise
+    if op is None:
+        AuditLog(ws).append(actor, "retention.purge", **receipt.to_dict())
+    else:
         try:
-            names = [r[0] for r in con.execute(f"SELECT name FROM {reg.REGISTRY} ORDER BY name").fetchall()]
-            policies = [reg.get_policy(ws, n, con=con) for n in names]
-            entries = tuple(_purge_one(con, reg, p, now, dry_run) for p in policies)
-            receipt = PurgeReceipt(at=clock.iso(now), dry_run=dry_run, datasets=entries)
-            AuditLog(ws).append(actor, "retention.purge", **receipt.to_dict())
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            # engine messages may quote values: only the exception class crosses the boundary
-            raise WorkspaceError(f"retention purge failed in the data engine ({type(exc).__name__}); "
-                                 "nothing was deleted", "Check the dataset tables, then retry.") from None
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("ROLLBACK" if dry_run else "COMMIT")
+            op.done(**receipt.to_dict())
+        except AuditError as err:
+            raise AuditError(f"the purge committed ({receipt.total_deleted} rows deleted) but its receipt could "
+                             f"not be written: {err.message}",
+                             "Repair the audit log, then run `pdbg audit recover WS`: it records the receipt "
+                             "from the data.") from None
     return receipt

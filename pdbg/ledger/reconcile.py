@@ -21,6 +21,15 @@ units equal the units summed from the audit log (and that each account's running
 totals equal the sums of its reservation rows). A reservation that is still
 ``reserved`` but already audited is in flight (or its holder died: run recover);
 it is reported as pending and makes the report not ok.
+
+Data (issue 13): the registry in data.duckdb must agree with the audit log's record of
+every data change. Per dataset, the completion records (``dataset.add``, ``ingest``,
+``retention.purge``, and ``<action>.settled`` with outcome ``done``) carry the resulting
+``data_version`` and ``rows_total``; the newest (highest version) must equal the
+registry's version and the table's row count. A mismatch is an unaudited change (or a
+receipt for one that never happened). An intent without completion is pending (run
+``pdbg audit recover WS``). A dataset with no audited change at all (registered below
+the admin layer, e.g. by old tooling) is only noted.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ class ReconcileReport:
     pending: tuple[str, ...] = ()
     charged_records: int = 0
     committed_reservations: int = 0
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -56,6 +66,7 @@ class ReconcileReport:
             "pending": list(self.pending),
             "charged_records": self.charged_records,
             "committed_reservations": self.committed_reservations,
+            "notes": list(self.notes),
         }
 
 
@@ -65,6 +76,7 @@ def reconcile(ws: Workspace, *, audit_records: Iterable[dict] | None = None) -> 
         from pdbg.ledger.audit import AuditLog
 
         audit_records = AuditLog(ws).records()
+    audit_records = list(audit_records)
     with Ledger(ws) as ledger:
         reservations = {r["id"]: r for r in ledger.reservations()}
         ledger_units = ledger.committed_units()
@@ -126,6 +138,9 @@ def reconcile(ws: Workspace, *, audit_records: Iterable[dict] | None = None) -> 
         if lp + pend_p[a] != audit_p.get(a, 0) or ld + pend_d[a] != audit_d.get(a, 0):
             problems.append(f"account {a}: ledger and audit log totals differ")
 
+    data_problems, data_pending, notes = _check_data(ws, audit_records)
+    problems += data_problems
+    pending += data_pending
     ok = not problems and not pending
     if ok:
         message = (
@@ -135,8 +150,8 @@ def reconcile(ws: Workspace, *, audit_records: Iterable[dict] | None = None) -> 
         message = f"ledger and audit log disagree: {len(problems)} problem(s); first: {problems[0]}"
     else:
         message = (
-            f"{len(pending)} audited charge(s) are not yet committed (in flight, or the holder died): "
-            "run again when idle, or recover the ledger"
+            f"{len(pending)} audited charge(s) or state change(s) are not yet settled (in flight, or the process "
+            "died): run again when idle, or run `pdbg audit recover WS`"
         )
     return ReconcileReport(
         ok=ok,
@@ -147,7 +162,75 @@ def reconcile(ws: Workspace, *, audit_records: Iterable[dict] | None = None) -> 
         pending=tuple(pending),
         charged_records=n_charged,
         committed_reservations=len(committed),
+        notes=tuple(notes),
     )
+
+
+_DATA_ACTIONS = ("dataset.add", "ingest", "retention.purge")
+
+
+def _expected_data(records: list[dict]) -> dict[str, tuple[int, int | None, int]]:
+    """dataset -> (data version, rows or None, seq) from the newest audited data change."""
+    out: dict[str, tuple[int, int | None, int]] = {}
+
+    def note(name, version, rows, seq, carry: bool) -> None:
+        if not isinstance(name, str) or type(version) is not int:
+            return
+        prev = out.get(name)
+        if prev is not None and prev[0] > version:
+            return
+        if rows is None and carry and prev is not None:
+            rows = prev[1]
+        out[name] = (version, rows if type(rows) is int else None, seq)
+
+    for r in records:
+        action = r.get("action")
+        if action not in _DATA_ACTIONS and not (str(action).endswith(".settled") and r.get("outcome") == "done"):
+            continue
+        kind = r.get("intent_action", action)
+        if kind == "retention.purge":
+            if r.get("dry_run"):
+                continue
+            for e in r.get("datasets") or []:
+                if isinstance(e, dict):
+                    note(e.get("dataset"), e.get("data_version_after"), e.get("rows_total"), r.get("seq"), True)
+        elif kind in ("dataset.add", "ingest"):
+            note(r.get("dataset"), r.get("data_version"), r.get("rows_total"), r.get("seq"), kind == "dataset.add")
+    return out
+
+
+def _check_data(ws: Workspace, records: list[dict]) -> tuple[list[str], list[str], list[str]]:
+    """(problems, pending, notes): the registry against the audited data changes."""
+    from pdbg.ledger.audit import intents
+
+    problems: list[str] = []
+    notes: list[str] = []
+    pending = [f"intent {r['intent']} ({r.get('action')}, seq {r.get('seq')}) has no completion"
+               for r in intents.unfinished(records)]
+    if not ws.data_path.exists():
+        return problems, pending, notes
+    try:
+        from pdbg.ingest import datasets
+
+        infos = datasets.list_datasets(ws)
+    except Exception as exc:  # noqa: BLE001 - busy or unreadable: say so, do not guess
+        notes.append(f"data.duckdb could not be read ({type(exc).__name__}); data versions not checked")
+        return problems, pending, notes
+    expected = _expected_data(records)
+    for info in infos:
+        exp = expected.get(info.name)
+        if exp is None:
+            notes.append(f"dataset {info.name}: no audited data change in the log (registered outside pdbg admin?)")
+            continue
+        version, rows, seq = exp
+        if info.data_version != version:
+            problems.append(f"dataset {info.name}: data version {info.data_version} in data.duckdb, but the newest "
+                            f"audited change (seq {seq}) left version {version} (an unaudited change, or a record "
+                            "of one that never happened)")
+        elif rows is not None and info.rows != rows:
+            problems.append(f"dataset {info.name}: {info.rows} rows in data.duckdb, but the newest audited change "
+                            f"(seq {seq}) left {rows}")
+    return problems, pending, notes
 
 
 def _valid_units(units) -> bool:
