@@ -298,8 +298,16 @@ def register(ws: Workspace, policy: DatasetPolicy, *, replace: bool = False) -> 
         now = clock.now().replace(tzinfo=None)
         ppath = policy_path(ws, policy.dataset)
         tmp = ppath.with_suffix(".yaml.tmp")
-        ws.policies_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(_canonical_yaml(policy))
+        try:
+            ws.policies_dir.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(_canonical_yaml(policy))
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise faults.ingest_error(exc, f"dataset {policy.dataset} was not registered: "
+                                           f"policies/{policy.dataset}.yaml could not be written") from None
         con.execute("BEGIN TRANSACTION")
         try:
             if existing is None:
@@ -324,9 +332,14 @@ def register(ws: Workspace, policy: DatasetPolicy, *, replace: bool = False) -> 
                 outcome = "replaced"
             os.replace(tmp, ppath)
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass   # DuckDB already aborted the transaction; nothing was committed
             tmp.unlink(missing_ok=True)
+            if isinstance(exc, (duckdb.Error, OSError)):
+                raise faults.ingest_error(exc, f"dataset {policy.dataset} was not registered") from None
             raise
         return _lookup(con, policy.dataset), outcome
 

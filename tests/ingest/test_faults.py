@@ -105,3 +105,37 @@ def test_corrupt_parquet_and_gzip_are_one_line(registered, tmp_path):
 def test_a_good_ingest_still_works_after_refusals(registered, tmp_path):
     rep = load.ingest(registered, "requests", [write_jsonl(tmp_path / "ok.jsonl", raw_rows())])
     assert rep.rows_out == 3 and rep.data_version == 1
+
+
+@pytest.mark.parametrize("err,word", [(errno.ENOSPC, "full"), (errno.EROFS, "read-only")])
+def test_register_cannot_write_policy_file(ws, policy, monkeypatch, err, word):
+    from pathlib import Path
+
+    real = Path.write_text
+
+    def fail(self, *a, **k):
+        if self.name.endswith(".yaml.tmp"):
+            raise OSError(err, "nope", str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", fail)
+    with pytest.raises(PdbgError) as ei:
+        datasets.register(ws, policy)
+    msg = _one_line(ei.value, ws)
+    assert word in msg and "not registered" in msg
+    monkeypatch.setattr(Path, "write_text", real)
+    assert datasets.register(ws, policy)[1] == "created"
+
+
+def test_register_engine_failure_is_one_line(ws, policy, monkeypatch):
+    real = datasets._create_table_sql
+
+    def bad(p):
+        return real(p) + " /* */ , garbage"   # a DuckDB error inside the registration transaction
+
+    monkeypatch.setattr(datasets, "_create_table_sql", bad)
+    with pytest.raises(PdbgError) as ei:
+        datasets.register(ws, policy)
+    _one_line(ei.value, ws)
+    monkeypatch.setattr(datasets, "_create_table_sql", real)
+    assert datasets.register(ws, policy)[1] == "created"
