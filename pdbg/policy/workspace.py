@@ -108,13 +108,21 @@ class Workspace:
     # -- keys --------------------------------------------------------------
     @cached_property
     def token_key(self) -> TokenKey:
-        data = json.loads(_read_secret(self.keys_dir / "tokenize.key"))
-        return TokenKey(key_id=data["key_id"], secret=bytes.fromhex(data["secret"]))
+        raw = _read_secret(self.keys_dir / "tokenize.key")
+        try:
+            data = json.loads(raw)
+            return TokenKey(key_id=str(data["key_id"]), secret=bytes.fromhex(data["secret"]))
+        except (ValueError, KeyError, TypeError):   # never echo the file: it holds the secret
+            raise _damaged_key("tokenize.key") from None
 
     def signing_key(self):
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-        return load_pem_private_key(_read_secret(self.keys_dir / "signing.key"), password=None)
+        raw = _read_secret(self.keys_dir / "signing.key")
+        try:
+            return load_pem_private_key(raw, password=None)
+        except (ValueError, TypeError):
+            raise _damaged_key("signing.key") from None
 
     def signing_public_pem(self) -> bytes:
         return (self.keys_dir / "signing.pub").read_bytes()
@@ -163,6 +171,10 @@ def os_error(exc: OSError, what: str, cls: type[PdbgError] = WorkspaceError) -> 
         return cls(f"{what}: a path component is not a directory", "Check the workspace path.")
     return cls(f"{what}: {(exc.strerror or type(exc).__name__).lower()}",
                "Check the workspace's disk and files (e.g. `dmesg` for I/O errors).")
+
+
+def _damaged_key(name: str) -> WorkspaceError:
+    return WorkspaceError(f"key file {name} is damaged", "Restore keys/ from a backup; nothing was changed.")
 
 
 def _read_secret(path: Path) -> bytes:

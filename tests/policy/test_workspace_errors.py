@@ -78,3 +78,13 @@ def test_create_layout_on_read_only_or_full_disk(tmp_path, monkeypatch):
         assert str(tmp_path) not in ei.value.message
         msgs.append(ei.value.message)
     assert len(set(msgs)) == 3, msgs   # read-only, full and permission are told apart
+
+
+@pytest.mark.parametrize("name,text", [("tokenize.key", '{"key_id": "k-1", "secret": "zz'),
+                                       ("tokenize.key", "[]"), ("signing.key", "-----BEGIN nonsense")])
+def test_damaged_key_files(ws, name, text):
+    (ws.keys_dir / name).write_text(text)
+    w = Workspace(ws.root)
+    with pytest.raises(WorkspaceError, match=f"{name} is damaged") as ei:
+        w.token_key if name == "tokenize.key" else w.signing_key()
+    assert "zz" not in ei.value.message
