@@ -147,8 +147,10 @@ def private_select(draw, *, scalar: bool = True) -> exp.Select:
     alias = draw(st.sampled_from((None, "t2")))
     c = draw(st.sampled_from(("message", "endpoint", "user_id", "bytes_out", "latency_ms", "ts", "skew_ms")))
     colref = col(c, table=alias)
-    proj = draw(st.sampled_from(("raw", "raw", "max", "count", "sum", "list")))
-    if proj == "max":
+    proj = draw(st.sampled_from(("raw", "raw", "max", "count", "sum", "list", "positional")))
+    if proj == "positional":   # the review's ORDER BY ARRAY(SELECT #2 FROM …)
+        item = exp.PositionalColumn(this=exp.Literal.number(draw(st.sampled_from((1, 2, 8)))))
+    elif proj == "max":
         item = exp.Max(this=colref)
     elif proj == "count":
         item = exp.Count(this=exp.Star())
