@@ -54,6 +54,13 @@ repeated domain are fine, an alias bomb (a billion nodes from a few lines) is re
 _SCALARS = (str, int, float, bool)
 
 
+def _no_bool(v):
+    """A YAML ``yes``/``true`` given for a number would silently become 1: refuse it."""
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not true/false")
+    return v
+
+
 def _check_scalars(values, what: str, fix: str) -> None:
     for v in values:
         if not isinstance(v, _SCALARS):
@@ -102,6 +109,8 @@ class Generalize(BaseModel):
     length: int = Field(8, ge=1, le=DOMAIN_MAX_CHARS)
     width: float = Field(100.0, gt=0, le=METRIC_BOUND_MAX, allow_inf_nan=False)
 
+    _numbers = field_validator("ipv4_prefix", "ipv6_prefix", "length", "width", mode="before")(_no_bool)
+
 
 class Column(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -113,6 +122,13 @@ class Column(BaseModel):
     bounds: tuple[float, float] | None = None
     scale: Literal["linear", "log"] = "linear"
     domain: tuple[Any, ...] | None = None
+
+    @field_validator("bounds", mode="before")
+    @classmethod
+    def _bounds_numbers(cls, v):
+        if isinstance(v, (list, tuple)) and any(isinstance(b, bool) for b in v):
+            raise ValueError("bounds must be numbers [lower, upper], not true/false")
+        return v
 
     @field_validator("bounds")
     @classmethod
@@ -209,6 +225,9 @@ class Budget(BaseModel):
     break_glass: float = Field(0.5, gt=0, le=EPSILON_MAX, allow_inf_nan=False,
                                description="ε granted immediately by break-glass")
 
+    _numbers = field_validator("default_per_query", "max_per_query", "case_default", "dataset_cap",
+                               "break_glass", mode="before")(_no_bool)
+
     @model_validator(mode="after")
     def _ordered(self) -> "Budget":
         if self.default_per_query > self.max_per_query:
@@ -255,6 +274,10 @@ class DatasetPolicy(BaseModel):
     time_column: str | None = Field(None, max_length=NAME_MAX_CHARS)
     columns: dict[str, Column] = Field(max_length=MAX_COLUMNS)
     public_tables: dict[str, PublicTable] = Field({}, max_length=100)
+
+    _numbers = field_validator("delta", "partition_delta", "dataset_delta", "max_rows_per_unit",
+                               "max_groups_per_unit", "max_time_buckets", "retention_days", "grant_max_hours",
+                               mode="before")(_no_bool)
 
     @field_validator("columns", mode="before")
     @classmethod

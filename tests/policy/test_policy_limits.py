@@ -222,3 +222,15 @@ def test_existing_digests_unchanged():
     assert pol.digest == parse_policy(copy.deepcopy(base())).digest
     for name in ("dataset_delta", "break_glass_per_30d"):
         assert name not in pol.canonical_json()
+
+
+@pytest.mark.parametrize("field", ["max_rows_per_unit", "retention_days", "grant_max_hours", "delta",
+                                   "epsilon.max_per_query"])
+def test_booleans_are_not_numbers(field):
+    refused(with_(field, True), field, "true/false")
+
+
+def test_bool_bounds_refused():
+    d = base()
+    d["columns"]["latency_ms"]["bounds"] = [False, True]
+    refused(d, "columns.latency_ms.bounds")
