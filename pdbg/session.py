@@ -307,8 +307,8 @@ class Session:
                 touched = threading.Event()   # set by the engine right before it reads private rows
                 failure = before_data = None
                 try:
-                    payload = self._compute(plan, policy, eps, engine, version, con, touched) | {
-                        "sql": query, "params": base["params"]}
+                    payload, shown = self._compute(plan, policy, eps, engine, version, con, touched)
+                    payload |= {"sql": query, "params": base["params"]}
                 except BaseException as exc:  # noqa: BLE001 - every outcome is settled below
                     if touched.is_set():
                         failure = _failure_of(exc)   # type-based only: nothing from the exception is kept
@@ -326,14 +326,16 @@ class Session:
                                  **reservation.audit_fields(), cost=_cost_doc(cost))
                 except BaseException:
                     ledger.release(reservation)
-                    del payload
+                    del payload, shown
                     raise
                 ledger.commit(reservation)
                 # First writer wins: two kernels racing on one key both show the stored answer.
                 entry, _ = cache.put(key, case=self.case, dataset=policy.dataset, data_version=version,
                                      payload=payload, cost=_cost_doc(cost))
-                return _result_from_entry(entry, query, eps, cached=False, cost=_cost_view(cost, policy),
-                                          budget=_budget_view(ledger, grant))
+                result = _result_from_entry(entry, query, eps, cached=False, cost=_cost_view(cost, policy),
+                                            budget=_budget_view(ledger, grant),
+                                            df=shown if entry["release_id"] == payload["release_id"] else None)
+                return result
 
     def _charge_failure(self, audit, ledger, reservation, base: dict, cost, failure: "_Failure"):
         """A failure after data access is a release: audit it with its charge, commit, raise a clean error.
@@ -356,8 +358,14 @@ class Session:
             raise failure.interrupt()
         raise QueryFailed(failure.message, failure.hint, rule=failure.rule)
 
-    def _compute(self, plan, policy, eps: float, engine, version: int, con=None, touched=None) -> dict:
-        """Execute the bounded plan, add noise, post-process; returns the cache payload."""
+    def _compute(self, plan, policy, eps: float, engine, version: int, con=None, touched=None):
+        """Execute the bounded plan, add noise, post-process; returns (cache payload, the DataFrame to show).
+
+        The DataFrame is read back from the payload here, before anything is audited or committed:
+        a table that cannot be shown (a key beyond int64, say) then fails as a charged
+        ``QueryFailed`` instead of after its success record, and fresh and cached answers stay
+        the same reading of the same text.
+        """
         import secrets
         import uuid
 
@@ -371,8 +379,9 @@ class Session:
         del exact
         df = apply_post_sql(released.df, plan.post_sql, policy)
         df = df[[c for c in df.columns if not str(c).startswith("__")]]
-        return {"release_id": uuid.uuid4().hex, "table": _df_to_payload(df), "epsilon": eps,
-                "notes": list(plan.notes) + list(getattr(released, "notes", ()))}
+        table = _df_to_payload(df)
+        return ({"release_id": uuid.uuid4().hex, "table": table, "epsilon": eps,
+                 "notes": list(plan.notes) + list(getattr(released, "notes", ()))}, _df_from_payload(table))
 
     def replay(self, release_id: str) -> Result:
         """Show a release this case already made, from the cache, at zero cost.
@@ -531,8 +540,8 @@ def _zero_cost(cost) -> CostView:
     return CostView(0.0, 0.0, None if cost.rho is None else 0.0)
 
 
-def _result_from_entry(entry, sql: str, eps: float, *, cached: bool, cost: CostView, budget) -> Result:
-    return Result(sql=sql, df=_df_from_payload(entry["table"]), cost=cost, cached=cached,
+def _result_from_entry(entry, sql: str, eps: float, *, cached: bool, cost: CostView, budget, df=None) -> Result:
+    return Result(sql=sql, df=_df_from_payload(entry["table"]) if df is None else df, cost=cost, cached=cached,
                   release_id=entry["release_id"], epsilon=eps, notes=tuple(entry.get("notes", ())), budget=budget)
 
 

@@ -166,8 +166,11 @@ def _literal_value(e):
     if isinstance(e, exp.Literal):
         if e.is_string:
             return e.this, True
-        v = float(e.this)
-        return (int(v) if v.is_integer() and "." not in e.this else v), True
+        text = e.this.strip()
+        if text.lstrip("+-").isdigit():          # exactly, never through a float (2^63 - 1 is not 2^63)
+            return int(text), True
+        v = float(text)
+        return (int(v) if v.is_integer() and "." not in text and "e" not in text.lower() else v), True
     if isinstance(e, exp.Neg) and isinstance(e.this, exp.Literal) and not e.this.is_string:
         v, ok = _literal_value(e.this)
         return -v, ok

@@ -69,7 +69,7 @@ def test_averaging_succeeds_without_the_cache(session_on):
     version = datasets.data_version(s.ws, "t")
     fresh = []
     for _ in range(200):
-        payload = s._compute(plan, policy, 0.5, engine, version)
+        payload, _ = s._compute(plan, policy, 0.5, engine, version)
         df = _payload_df(payload)
         fresh.append(int(df["n"].iloc[0]))
     sd = statistics.pstdev(fresh)

@@ -236,3 +236,29 @@ def test_history_lists_charged_failures(demo_ws, fresh_case):
         s.sql(Q + " HAVING CAST(service AS INTEGER) > 2", epsilon=0.1)
     h = s.history()
     assert [r["action"] for r in h][-1] == "query.failed" and h[-1]["charged"] is True
+
+
+def test_an_answer_that_cannot_be_shown_fails_charged_before_its_success_record(demo_ws, fresh_case, monkeypatch):
+    """Found by the query fuzzer: the released table was read back only after the success
+    record and the commit, so a table that could not be shown raised a bare error after a
+    'query' record. It is read back before, and such a failure is a charged QueryFailed."""
+    import pdbg.session as sess
+
+    s = _session(demo_ws, fresh_case)
+    n0 = len(AuditLog(s.ws).records())
+
+    def unreadable(payload):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(sess, "_df_from_payload", unreadable)
+    with pytest.raises(QueryFailed):
+        s.sql(Q, epsilon=0.1)
+    assert [r["action"] for r in _records(s, n0)] == ["query.failed"]
+    assert reconcile(s.ws).ok
+
+
+def test_a_key_of_int64_max_is_released_exactly(demo_ws, fresh_case):
+    s = _session(demo_ws, fresh_case)
+    r = s.sql("SELECT CASE WHEN status >= 500 THEN 9223372036854775807 ELSE 0 END AS hk, COUNT(*) AS n "
+              "FROM requests GROUP BY hk", epsilon=0.1)
+    assert r.df["hk"].tolist() == [0, 9223372036854775807]
