@@ -171,6 +171,9 @@ def check_inputs(files: Sequence[str | os.PathLike]) -> list[Path]:
                     "a socket" if stat.S_ISSOCK(st.st_mode) else "a special file")
             raise IngestError(f"input {name} is {kind}, not a regular file",
                               "Write the data to a regular file first, then ingest that file.")
+        if not os.access(p, os.R_OK):
+            raise IngestError(f"input file {name} cannot be read (permission denied)",
+                              "Make the file readable by the account running pdbg; nothing was changed.")
         if st.st_size == 0:
             raise IngestError(f"input file {name} is empty",
                               "Pass a file with rows (a failed or truncated export?); nothing was changed.")

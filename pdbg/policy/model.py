@@ -437,6 +437,8 @@ def load_policy(path: str | os.PathLike) -> DatasetPolicy:
     path = Path(path)
     fix = "Pass the path of a policy YAML file."
     try:
+        if not os.access(path, os.R_OK) and path.exists():
+            raise PermissionError(13, "Permission denied")
         size = path.stat().st_size
         if not path.is_file():
             raise PolicyError(f"policy {path.name} is not a regular file", fix)
@@ -448,7 +450,7 @@ def load_policy(path: str | os.PathLike) -> DatasetPolicy:
         text = raw.decode("utf-8")
         data = _load_yaml(text)
     except FileNotFoundError:
-        raise PolicyError(f"policy file {path} does not exist", fix) from None
+        raise PolicyError(f"policy file {path.name} does not exist", fix) from None
     except PermissionError:
         raise PolicyError(f"policy file {path.name} cannot be read (permission denied)",
                           "Make the file readable by the account running pdbg.") from None
@@ -464,10 +466,10 @@ def load_policy(path: str | os.PathLike) -> DatasetPolicy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise PolicyError(f"policy {path} is not valid YAML{where}", "Fix the YAML syntax.") from None
+        raise PolicyError(f"policy {path.name} is not valid YAML{where}", "Fix the YAML syntax.") from None
     except RecursionError:
         raise PolicyError(f"policy {path.name} is nested too deeply", "A policy is a flat mapping of columns.") from None
-    return parse_policy(data, str(path))
+    return parse_policy(data, path.name)   # the name only: messages may reach a broker client
 
 
 def _os_reason(exc: OSError) -> str:

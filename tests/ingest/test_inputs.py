@@ -145,3 +145,9 @@ def test_undecodable_jsonl_is_one_line(registered, tmp_path):
     p2 = tmp_path / "trunc.jsonl"
     p2.write_text(json.dumps(raw_rows()[0])[:40] + "\n")
     refused(registered, [p2], "trunc.jsonl")
+
+
+def test_unreadable_file_refused(registered, raw_file, monkeypatch):
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if str(p) == str(raw_file) else real(p, mode))
+    refused(registered, [raw_file], "raw.jsonl", "permission denied")

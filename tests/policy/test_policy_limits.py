@@ -234,3 +234,17 @@ def test_bool_bounds_refused():
     d = base()
     d["columns"]["latency_ms"]["bounds"] = [False, True]
     refused(d, "columns.latency_ms.bounds")
+
+
+def test_messages_name_the_file_not_its_path(tmp_path):
+    bad = tmp_path / "deep" / "bad.yaml"
+    bad.parent.mkdir()
+    bad.write_text("dataset: [unclosed\n")
+    for p in (bad, tmp_path / "missing.yaml"):
+        with pytest.raises(PolicyError) as ei:
+            load_policy(p)
+        assert str(tmp_path) not in ei.value.message and p.name in ei.value.message
+    bad.write_text(POLICY.read_text().replace("max_rows_per_unit: 10", "max_rows_per_unit: 0"))
+    with pytest.raises(PolicyError) as ei:
+        load_policy(bad)
+    assert str(tmp_path) not in ei.value.message and "bad.yaml" in ei.value.message
