@@ -51,8 +51,8 @@ class Workspace:
         cfg_path = self.root / "workspace.json"
         try:
             is_file = cfg_path.is_file()
-        except OSError:
-            is_file = False
+        except OSError as exc:   # e.g. EACCES on the directory: not "no workspace here"
+            raise os_error(exc, f"workspace {self.root.name or '/'} cannot be opened") from None
         if not is_file:
             raise WorkspaceError(
                 f"{self.root.name or 'the directory'} is not a pdbg workspace (no workspace.json)",

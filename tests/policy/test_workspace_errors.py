@@ -88,3 +88,16 @@ def test_damaged_key_files(ws, name, text):
     with pytest.raises(WorkspaceError, match=f"{name} is damaged") as ei:
         w.token_key if name == "tokenize.key" else w.signing_key()
     assert "zz" not in ei.value.message
+
+
+def test_unlistable_workspace_dir_is_permission_not_missing(ws, monkeypatch):
+    real = Path.is_file
+
+    def deny(self):
+        if self.name == "workspace.json":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_file", deny)
+    err = _refused(ws.root, "permission denied")
+    assert "not a pdbg workspace" not in err.message
