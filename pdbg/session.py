@@ -276,7 +276,8 @@ class Session:
         from pdbg.governance import access
         from pdbg.ledger.audit import AuditLog
         from pdbg.ledger.budget import Ledger
-        from pdbg.ledger.cache import ReleaseCache, cache_key
+        from pdbg.ledger.audit.group import append_grouped
+        from pdbg.ledger.cache import ReleaseCache, cache_key, payload_digest
 
         engine = self._engine()
         # One read-only connection for registry, execution and post-processing (each open costs ms).
@@ -296,9 +297,14 @@ class Session:
                 verify_executed(plan.post_sql, policy, kind="post")
 
             with Ledger(self.ws) as ledger, ReleaseCache(self.ws) as cache:
-                hit = cache.get(key)
+                # Cache hit: no write lock (a plain read), the entry checked against the digest its
+                # record bound, and the hit's own record group-committed with concurrent hits:
+                # durable before the answer is shown, one fsync round per batch.
+                hit = cache.get(key, count_hit=False)
                 if hit is not None:
-                    audit.append(self.user, "query", **base, cached=True, charged=False, release_id=hit["release_id"])
+                    digest = self._check_release(hit)
+                    append_grouped(self.ws, self.user, "query", **base, cached=True, charged=False,
+                                   release_id=hit["release_id"], result_digest=digest)
                     return _result_from_entry(hit, query, eps, cached=True, cost=_zero_cost(cost),
                                               budget=_budget_view(ledger, grant))
 
@@ -322,8 +328,10 @@ class Session:
                 try:
                     # Audit before commit: a crash in between leaves a reserved charge that recover()
                     # commits because its record exists; an AuditError releases it (fail closed).
+                    # The record binds the answer: the digest of the exact payload the cache stores.
                     audit.append(self.user, "query", **base, cached=False, release_id=payload["release_id"],
-                                 **reservation.audit_fields(), cost=_cost_doc(cost))
+                                 result_digest=payload_digest(payload), **reservation.audit_fields(),
+                                 cost=_cost_doc(cost))
                 except BaseException:
                     ledger.release(reservation)
                     del payload, shown
@@ -405,10 +413,28 @@ class Session:
         if not case_access(self.ws, self.user, self.case, entry.dataset).allows(entry.created, entry.dataset):
             raise AccessDenied(f"release {release_id} was made outside {self.user!r}'s grants on case {self.case!r}",
                                "Ask an approver or auditor for this case's records, or request access again.")
+        digest = self._check_release(entry)
         AuditLog(self.ws).append(self.user, "query.replay", case=self.case, dataset=entry.dataset,
-                                 release_id=release_id, cached=True, charged=False)
+                                 release_id=release_id, cached=True, charged=False, result_digest=digest)
         return _result_from_entry(entry, entry.get("sql", ""), entry.get("epsilon", 0.0), cached=True,
                                   cost=CostView(0.0, 0.0, None), budget=None)
+
+    def _check_release(self, entry) -> str:
+        """The entry's digest if it is the answer its ``query`` record bound; otherwise a
+        high-severity ``release.mismatch`` record and ReleaseTampered (naming the release id only)."""
+        from pdbg.errors import AuditError
+        from pdbg.ledger.audit import AuditLog
+        from pdbg.ledger.cache import ReleaseTampered, check_release
+
+        try:
+            return check_release(self.ws, entry)
+        except ReleaseTampered as err:
+            try:
+                AuditLog(self.ws).append(self.user, "release.mismatch", severity="high", case=self.case,
+                                         release_id=str(entry.get("release_id")), reason=err.message)
+            except AuditError:
+                pass   # refused either way
+            raise
 
     def templates(self) -> dict:
         """The reviewed query library (``queries/`` plus the workspace's own), by name."""

@@ -81,25 +81,40 @@ def register(cli: click.Group) -> None:
     @click.argument("workspace", type=click.Path(file_okay=False))
     @click.option("--user", default=None, help=ACTING_HELP)
     @click.option("--all-signatures", is_flag=True, help="Check every checkpoint signature, not only the newest.")
+    @click.option("--deep", is_flag=True, help="Also compare every cached release with the digest its record bound.")
     @click.option("--json", "as_json", is_flag=True, help="Print the full report as one JSON object.")
-    def verify_cmd(workspace, user, all_signatures, as_json):
+    def verify_cmd(workspace, user, all_signatures, deep, as_json):
         """Recompute hashes, Merkle roots and signatures; exit 1 naming the first bad record."""
         from pdbg.ledger.audit import verify
 
         ws = _ws(workspace)
         actor = _authorize(ws, user)
         report = verify(ws, all_signatures=all_signatures)
+        releases = None
+        if deep:
+            from pdbg.ledger.cache import verify_releases
+
+            releases = verify_releases(ws)
+        ok = report.ok and not (releases and releases["mismatches"])
         not_recorded = _record(
-            ws, actor, "audit.verify", severity="info" if report.ok else "high", ok=report.ok,
+            ws, actor, "audit.verify", severity="info" if ok else "high", ok=ok,
             records=report.records, checkpoints=report.checkpoints, first_bad_seq=report.first_bad_seq,
-            problem=report.problem, root=report.root,
+            problem=report.problem, root=report.root, deep=deep,
+            release_mismatches=[m["release_id"] for m in releases["mismatches"]] if releases else [],
         )  # fmt: skip
-        payload = {**report.to_dict(), "recorded": not_recorded is None}
-        if as_json and report.ok and not not_recorded:
+        payload = {**report.to_dict(), "recorded": not_recorded is None, "ok": ok}
+        if releases is not None:
+            payload["releases"] = releases
+        if as_json and ok and not not_recorded:
             _echo_json(payload)
         elif not as_json:
             click.echo(report.message)
+            if releases is not None:
+                click.echo(f"releases: {releases['releases']} cached, {len(releases['mismatches'])} not matching "
+                           f"their audit record, {len(releases['legacy'])} from before digests")
             extras = list(report.warnings)
+            for m in (releases or {}).get("mismatches", []):
+                extras.append(f"release {m['release_id']}: {m['problem']}")
             if report.unsigned:
                 extras.append(f"{report.unsigned} newest record(s) not yet covered by a checkpoint (crash?)")
             if report.torn_tail_bytes:
@@ -113,6 +128,10 @@ def register(cli: click.Group) -> None:
         if not report.ok:
             raise _refused(report.message, payload, "Restore the named records from a backup; the mirror "
                            "holds the signed checkpoints to check the restore against.")
+        if not ok:
+            raise _refused(f"{len(releases['mismatches'])} cached release(s) differ from what their audit records "
+                           f"bound (first: {releases['mismatches'][0]['release_id']})", payload,
+                           "The release cache was altered; altered answers are refused when shown.")
         if not_recorded:
             raise _refused(f"the log verifies but the verification could not be recorded: {not_recorded}", payload)
 

@@ -14,6 +14,18 @@ Table (this module owns it)::
 Payloads are already-noised DP releases (never exact aggregates), so the cache holds
 nothing that the investigator has not been allowed to see.
 
+Binding (DESIGN.md invariant 12): the session's charged ``query`` record carries
+``result_digest = payload_digest(payload)``, the sha256 of the canonical JSON stored here.
+Whenever a stored answer is shown again (cache hit, ``Session.replay``, postmortem replay)
+:func:`check_release` compares the entry with the digest its record bound and raises
+:class:`ReleaseTampered` (naming the release id, never a value) on a mismatch or when no
+record names the release; ``pdbg audit verify --deep`` runs :func:`verify_releases` over
+every entry. Records written before digests existed bind nothing (``legacy``): they are
+served, and ``--deep`` lists them.
+
+Hits: ``get(count_hit=False)`` (the session's hit path) takes no write lock; the audit
+log's ``query`` records with ``cached: true`` are the count of record.
+
 Ordering and races: the session writes the cache *after* the charge is committed
 (audit append -> ledger commit -> ``put``). Writing earlier could leave a cached answer
 whose charge a crash then released - a free release. Two kernels that miss the cache
@@ -27,6 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -35,7 +49,7 @@ from typing import Any
 
 from pdbg import clock
 from pdbg.dp.accounting import Cost
-from pdbg.errors import PdbgError
+from pdbg.errors import AuditError, PdbgError
 from pdbg.ledger.state import StateStore, write_tx
 
 SCHEMA = """
@@ -207,6 +221,93 @@ class ReleaseCache(StateStore):
             return cur.rowcount
 
 
+def payload_digest(payload: Any) -> str:
+    """sha256 of the payload's canonical JSON: exactly the text ``put`` stores."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ReleaseTampered(AuditError):
+    """A stored answer differs from the one its audit record bound (or no record binds it)."""
+
+
+_LEGACY = ""   # a binding record written before digests existed
+_INDEX: dict[str, tuple[int, int, dict[str, str]]] = {}   # audit path -> (inode, bytes read, release -> digest)
+_INDEX_LOCK = threading.Lock()
+
+
+def bound_digests(ws) -> dict[str, str]:
+    """release_id -> digest bound by its charged ``query`` record ("" for legacy records).
+
+    Reads only the bytes appended since the last call (the log is append-only; a
+    replaced file, by inode or size, is read again from the start)."""
+    path = str(ws.audit_path)
+    with _INDEX_LOCK:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        ino, done, index = _INDEX.get(path, (st.st_ino, 0, {}))
+        if ino != st.st_ino or st.st_size < done:
+            ino, done, index = st.st_ino, 0, {}
+        if st.st_size > done:
+            with open(path, "rb") as f:
+                f.seek(done)
+                data = f.read(st.st_size - done)
+            cut = data.rfind(b"\n") + 1
+            for line in data[:cut].split(b"\n"):
+                if b'"release_id"' not in line or b'"cached":false' not in line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("action") == "query" and rec.get("cached") is False and rec.get("release_id"):
+                    index.setdefault(str(rec["release_id"]), str(rec.get("result_digest") or _LEGACY))
+            done += cut
+        _INDEX[path] = (ino, done, index)
+        return index
+
+
+def check_release(ws, entry: CacheEntry) -> str:
+    """The entry's digest if it is the answer its record bound; ReleaseTampered otherwise."""
+    rid = entry.get("release_id")
+    digest = payload_digest(entry.payload)
+    bound = bound_digests(ws).get(str(rid)) if rid else None
+    if bound is None:
+        raise ReleaseTampered(f"release {rid} has no audit record binding it; refusing to show it",
+                              "Run `pdbg audit verify WS --deep` and report the release id to an auditor.")
+    if bound and bound != digest:
+        raise ReleaseTampered(f"release {rid} differs from the answer its audit record bound; refusing to show it",
+                              "The release cache was altered: run `pdbg audit verify WS --deep` and report the "
+                              "release id to an auditor.")
+    return digest
+
+
+def verify_releases(ws) -> dict:
+    """Compare every cached release with the digest its record bound (``verify --deep``)."""
+    bound = bound_digests(ws)
+    bad, legacy, n = [], [], 0
+    with ReleaseCache(ws) as cache:
+        rows = cache.conn.execute("SELECT payload FROM release_cache ORDER BY created, key").fetchall()
+    for (text,) in rows:
+        n += 1
+        try:
+            payload = json.loads(text)
+            rid = str(payload.get("release_id"))
+        except (ValueError, AttributeError):
+            bad.append({"release_id": None, "problem": "cache entry is not a JSON release"})
+            continue
+        b = bound.get(rid)
+        if b is None:
+            bad.append({"release_id": rid, "problem": "no audit record binds this release"})
+        elif not b:
+            legacy.append(rid)
+        elif b != payload_digest(payload):
+            bad.append({"release_id": rid, "problem": "differs from the answer its audit record bound"})
+    return {"releases": n, "mismatches": bad, "legacy": legacy}
+
+
 def _entry(row) -> CacheEntry:
     return CacheEntry(
         key=row["key"],
@@ -220,4 +321,5 @@ def _entry(row) -> CacheEntry:
     )
 
 
-__all__ = ["CacheEntry", "KEY_VERSION", "ReleaseCache", "SCHEMA", "cache_key"]
+__all__ = ["CacheEntry", "KEY_VERSION", "ReleaseCache", "ReleaseTampered", "SCHEMA", "bound_digests", "cache_key",
+           "check_release", "payload_digest", "verify_releases"]

@@ -105,9 +105,12 @@ def replay_case(session) -> Replay:
     Uses ``session.replay(release_id)`` (cache-only) when the session offers it. Otherwise
     re-issues the same query with the same ε and parameters, which hits the release cache
     by construction; anything that could miss (parameters whose type was lost) is skipped,
-    never re-spent.
+    never re-spent. Every replayed answer is checked against the digest its audit record
+    bound (``pdbg.ledger.cache.check_release``, inside ``replay`` and the cache-hit path);
+    a mismatch raises ReleaseTampered naming the release id.
     """
     from pdbg.errors import PdbgError
+    from pdbg.ledger.cache import ReleaseTampered
 
     out = Replay()
     before = _spent(session)
@@ -127,6 +130,8 @@ def replay_case(session) -> Replay:
                     out.skipped.append((rec, why))
                     continue
                 res = session.sql(rec["sql"], epsilon=rec.get("epsilon"), params=params)
+        except ReleaseTampered:
+            raise          # an altered answer is never skipped quietly: the postmortem stops, naming the release
         except PdbgError as err:
             out.skipped.append((rec, f"{type(err).__name__}: {err.message}"))
             continue

@@ -54,3 +54,56 @@ def test_unreachable_mirror_releases_nothing_and_charges_nothing(small, tmp_path
     monkeypatch.delenv("PDBG_AUDIT_MIRROR")
     assert small.budget().spent_epsilon == 0
     assert reconcile(small.ws).ok
+
+
+def _tamper(ws, release_id):
+    """The attack: edit the stored answer in state.sqlite (the notebook process can write it)."""
+    con = sqlite3.connect(ws.state_path if hasattr(ws, "state_path") else ws.root / "state.sqlite")
+    (text,) = con.execute("SELECT payload FROM release_cache WHERE payload LIKE ?", (f'%{release_id}%',)).fetchone()
+    payload = json.loads(text)
+    table = json.loads(payload["table"])
+    table["data"][0]["n"] = table["data"][0]["n"] + 1000
+    payload["table"] = json.dumps(table)
+    con.execute("UPDATE release_cache SET payload = ? WHERE payload LIKE ?",
+                (json.dumps(payload, sort_keys=True, separators=(",", ":")), f'%{release_id}%'))
+    con.commit()
+    con.close()
+
+
+def test_edited_cache_entry_is_refused_everywhere(small, capsys):
+    from pdbg.cli.main import main
+    from pdbg.ledger.cache import ReleaseTampered
+    from pdbg.notebook.postmortem import replay_case
+
+    r = small.sql(Q, epsilon=0.1)
+    again = small.sql(Q, epsilon=0.1)
+    assert again.cached and again.df.equals(r.df)                # an honest hit is served
+    assert main(["audit", "verify", str(small.ws.root), "--deep", "--json"]) in (0, None)
+    capsys.readouterr()
+    _tamper(small.ws, r.release_id)
+    with pytest.raises(ReleaseTampered) as info:                 # the cache hit
+        small.sql(Q, epsilon=0.1)
+    assert r.release_id in info.value.message and "1000" not in info.value.message
+    with pytest.raises(ReleaseTampered):                         # Session.replay
+        small.replay(r.release_id)
+    with pytest.raises(ReleaseTampered):                         # the postmortem replay
+        replay_case(small)
+    assert main(["audit", "verify", str(small.ws.root), "--deep"]) == 1     # verify --deep
+    out = capsys.readouterr()
+    assert r.release_id in out.out + out.err
+    assert any(x["action"] == "release.mismatch" for x in AuditLog(small.ws).records())
+    assert small.budget().spent_epsilon == pytest.approx(0.1, rel=1e-6)     # refusing cost nothing
+
+
+def test_cache_hit_takes_no_write_lock(small):
+    """Item 7: a hit must be served while another connection holds state.sqlite's write lock."""
+    small.sql(Q, epsilon=0.1)
+    con = sqlite3.connect(small.ws.root / "state.sqlite", timeout=0.1)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        assert small.sql(Q, epsilon=0.1).cached
+    finally:
+        con.rollback()
+        con.close()
+    recs = [x for x in AuditLog(small.ws).records() if x["action"] == "query"]
+    assert recs[-1]["cached"] is True and recs[-1]["result_digest"] == recs[-2]["result_digest"]
