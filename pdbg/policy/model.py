@@ -7,6 +7,7 @@ bounds, public key domains, ε limits, δ, retention. Investigators can ask for 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -51,7 +52,7 @@ YAML_MAX_NODES = 200_000
 """YAML nodes a policy may expand to once aliases (``*name``) are followed: small anchors for a
 repeated domain are fine, an alias bomb (a billion nodes from a few lines) is refused unexpanded."""
 
-_SCALARS = (str, int, float, bool)
+_SCALARS = (str, int, float, bool, datetime.date)   # YAML reads an unquoted 2024-05-01 as a date
 
 
 def _no_bool(v):
@@ -64,7 +65,8 @@ def _no_bool(v):
 def _check_scalars(values, what: str, fix: str) -> None:
     for v in values:
         if not isinstance(v, _SCALARS):
-            raise ValueError(f"{what} values must be strings, numbers or booleans (no lists, maps or null); {fix}")
+            raise ValueError(f"{what} values must be strings, numbers, booleans or dates (no lists, maps or null); "
+                             f"{fix}")
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{what} values must be finite numbers; {fix}")
         if isinstance(v, str) and len(v) > DOMAIN_MAX_CHARS:
