@@ -26,6 +26,9 @@ from pdbg.errors import PolicyError
 # pdbg cannot handle (an infinite bound, k = 10^30, retention beyond what a date can hold)
 # must be refused when the policy is registered, not crash every later query or purge.
 METRIC_BOUND_MAX = 1e12
+UNIT_SUM_MAX = 1e15
+"""k × the widest |bound|: one unit's clamped sum, times the fixed-point scale (10^3), must fit
+a signed 64-bit integer (9.2·10^18) where the planner casts per-unit averages back to BIGINT."""
 """|bound| of a metric column (and a number_bucket width): 10^12 times the fixed-point scale
 (10^3) and k stays far inside DuckDB's HUGEINT; far beyond any latency, byte count or price."""
 MAX_CONTRIBUTIONS = 1_000_000
@@ -313,6 +316,10 @@ class DatasetPolicy(BaseModel):
             tc = self.columns.get(self.time_column)
             if tc is None or tc.type != ColumnType.timestamp:
                 raise ValueError(f"time_column {self.time_column!r} must be a timestamp column")
+        widest = max((max(abs(b) for b in c.bounds) for c in self.columns.values() if c.bounds), default=0.0)
+        if self.max_rows_per_unit * widest > UNIT_SUM_MAX:
+            raise ValueError(f"max_rows_per_unit × the widest metric bound must be at most {UNIT_SUM_MAX:g} "
+                             "(one unit's sum must fit 64-bit integers); lower k or narrow the bounds")
         if 2 * self.partition_delta > self.delta:
             raise ValueError("partition_delta must be at most half of delta")
         if self.dataset_delta is not None and self.dataset_delta < self.delta:

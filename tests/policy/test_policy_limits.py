@@ -82,7 +82,7 @@ def test_epsilon_fields_finite_and_limited(field, value):
 
 def test_limits_at_the_edge_are_accepted():
     d = base()
-    d.update(max_rows_per_unit=model.MAX_CONTRIBUTIONS, max_groups_per_unit=model.MAX_CONTRIBUTIONS,
+    d.update(max_rows_per_unit=model.MAX_CONTRIBUTIONS, max_groups_per_unit=model.MAX_CONTRIBUTIONS,  # bounds 1e7
              retention_days=model.RETENTION_DAYS_MAX, grant_max_hours=model.GRANT_HOURS_MAX,
              max_time_buckets=model.TIME_BUCKETS_MAX)
     d["epsilon"] = {"max_per_query": 100, "case_default": 100, "dataset_cap": model.EPSILON_MAX,
@@ -248,3 +248,12 @@ def test_messages_name_the_file_not_its_path(tmp_path):
     with pytest.raises(PolicyError) as ei:
         load_policy(bad)
     assert str(tmp_path) not in ei.value.message and "bad.yaml" in ei.value.message
+
+
+def test_k_times_bound_fits_integer_sums():
+    d = base()
+    d["columns"]["bytes_out"]["bounds"] = [0, model.METRIC_BOUND_MAX]
+    d["max_rows_per_unit"] = model.MAX_CONTRIBUTIONS
+    refused(d, "max_rows_per_unit", "bound")
+    d["max_rows_per_unit"] = int(model.UNIT_SUM_MAX / model.METRIC_BOUND_MAX)
+    parse_policy(d)
