@@ -151,9 +151,11 @@ def check_inputs(files: Sequence[str | os.PathLike]) -> list[Path]:
     block): missing, not a regular file (directory, FIFO, socket, device), empty, unknown
     format. The admin layer may call it before it records an intent. Returns the paths.
     """
+    if isinstance(files, (str, bytes, os.PathLike)):   # one path, not a sequence of characters
+        files = [files]
     if not files:
         raise IngestError("no input files given", "Pass one or more .jsonl, .csv or .parquet files.")
-    paths = [Path(f) for f in files]
+    paths = [Path(os.fsdecode(f)) for f in files]
     for p in paths:
         name = p.name or "input"
         try:

@@ -151,3 +151,10 @@ def test_unreadable_file_refused(registered, raw_file, monkeypatch):
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if str(p) == str(raw_file) else real(p, mode))
     refused(registered, [raw_file], "raw.jsonl", "permission denied")
+
+
+def test_a_single_path_is_one_file(registered, raw_file):
+    rep = load.ingest(registered, "requests", raw_file)          # a Path, not a list
+    assert rep.files == ["raw.jsonl"] and rep.rows_out == 3
+    rep = load.ingest(registered, "requests", str(raw_file))     # a str, not its characters
+    assert rep.files == ["raw.jsonl"] and rep.data_version == 2
