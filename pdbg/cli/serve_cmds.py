@@ -67,7 +67,11 @@ def register(cli: click.Group) -> None:
         app = create_app(workspace, query_timeout_s=query_timeout, max_body_bytes=max_body,
                          body_timeout_s=body_timeout, auth_limiter=FailedAuthLimiter(max_failures=auth_failures))
         # access_log off: uvicorn would log query strings; headers (the token) are never logged either way.
+        # accept() takes up to `backlog` connections per event-loop turn before the cap can close any:
+        # keep that burst inside the 256 descriptors of headroom above (uvicorn's default is 2048).
+        backlog = min(128, max(16, max_connections))
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+                    backlog=backlog,
                     http=guard.guarded_protocol(header_timeout=header_timeout, max_connections=max_connections),
                     h11_max_incomplete_event_size=guard.MAX_HEADER_BYTES, timeout_keep_alive=int(max(1, header_timeout)),
                     log_config=guard.logging_config(per_interval=log_lines, interval=10.0))

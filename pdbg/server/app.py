@@ -462,6 +462,17 @@ def _frames_only(exc: BaseException) -> str:
 
 # -- the app -----------------------------------------------------------------------------
 
+def _warm_imports() -> None:
+    """Import the release path now: a lazy import at request time opens .py files, and under a
+    connection flood that can be exactly the file descriptor that is not there (EMFILE → 500)."""
+    import pdbg.dp.release  # noqa: F401
+    import pdbg.engine.duckdb  # noqa: F401
+    import pdbg.engine.postprocess  # noqa: F401
+    import pdbg.session  # noqa: F401
+    import pdbg.sql  # noqa: F401
+    import pdbg.sql.verify  # noqa: F401
+
+
 def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DEFAULT_QUERY_TIMEOUT_S,
                max_body_bytes: int = MAX_BODY_BYTES, body_timeout_s: float | None = DEFAULT_BODY_TIMEOUT_S,
                auth_limiter=None) -> FastAPI:
@@ -474,6 +485,7 @@ def create_app(workspace: str | Workspace, *, query_timeout_s: float | None = DE
     authentications and their audit records; one with defaults when not given.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    _warm_imports()
     app = FastAPI(
         title="pdbg broker", version=API_VERSION,
         description="Differentially private answers over a pdbg workspace. Authenticate every call with "

@@ -11,8 +11,8 @@ request. So the broker runs its own h11 protocol (:func:`guarded_protocol`):
   seconds later, however many bytes trickle in meanwhile (header size stays bounded by
   h11's ``h11_max_incomplete_event_size``);
 * **connection cap**: at most ``max_connections`` open connections. When a new one would pass
-  the cap, the connection that has waited longest for its headers (idle keep-alive or slow
-  client) is closed to make room, so a flood of slow clients cannot lock out a client that
+  the cap, a connection that is trickling its headers (oldest first), or else the longest
+  silent one (idle keep-alive), is closed to make room, so a flood of slow clients cannot lock out a client that
   sends a whole request at once; when every connection is inside a request, the newcomer is
   answered 503 JSON (``ServerBusy``, ``Retry-After: 1``) after its headers, and beyond a small
   overshoot it is closed at once.
@@ -65,6 +65,10 @@ class GuardedH11Protocol(H11Protocol):
         if len(self.connections) > self.max_connections:
             self._make_room()
 
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        super().data_received(data)
+
     def connection_lost(self, exc) -> None:
         self._cancel_header_timer()
         super().connection_lost(exc)
@@ -81,6 +85,7 @@ class GuardedH11Protocol(H11Protocol):
         self._cancel_header_timer()
         self._armed_cycle = self.cycle
         self._waiting_since = time.monotonic()
+        self._got_bytes = False
         self._header_timer = self.loop.call_later(self.header_timeout, self._header_deadline)
 
     def _cancel_header_timer(self) -> None:
@@ -104,7 +109,11 @@ class GuardedH11Protocol(H11Protocol):
         waiting = [c for c in self.connections
                    if c is not self and isinstance(c, GuardedH11Protocol) and c._waiting_for_headers()]
         if waiting:
-            oldest = min(waiting, key=lambda c: c._waiting_since)
+            # Tricklers first (bytes came, the request did not: they have shown they are slow), oldest
+            # first; a silent connection only when none trickles. A connection opened a moment ago
+            # whose request is still in flight is silent, so under a reconnecting flood of slow
+            # clients it is not the next victim of every newcomer before its bytes are read.
+            oldest = min(waiting, key=lambda c: (not c._got_bytes, c._waiting_since))
             oldest._count("evicted")
             oldest._cancel_header_timer()
             oldest.transport.close()
