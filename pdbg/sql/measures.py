@@ -23,6 +23,7 @@ from pdbg.sql.plan import Measure, OutputSpec, QuantileSpec
 from pdbg.sql.reject import reject
 
 FLOAT_SCALE = 1000
+FIXED_POINT_LIMIT = 2**62 - 1   # a unit's contribution, and each final sum, fit BIGINT and the noise step (|v| < 2^62)
 
 
 def value_ceiling(policy: DatasetPolicy) -> float:
@@ -67,6 +68,12 @@ class Builder:
     # -- registry -------------------------------------------------------------
 
     def _measure(self, kind: str, row_sql: str, unit_sql: str, c: int, scale: int = 1) -> str:
+        if c > FIXED_POINT_LIMIT:
+            # A unit's contribution would not fit the BIGINT it is computed in: the cast would fail on
+            # the units whose values reach the bounds, i.e. only when such a unit exists.
+            reject("unbounded-value", "the policy's bounds times max_rows_per_unit are too wide for this aggregate "
+                   "in exact fixed point", "Clamp the column tighter in the query, e.g. "
+                   "VARIANCE(LEAST(GREATEST(x, lo), hi)), or use AVG or a quantile.")
         for d in self.defs:
             if d.measure.kind == kind and d.row_sql == row_sql and d.unit_sql == unit_sql:
                 return d.measure.id

@@ -44,7 +44,7 @@ from pdbg.policy.model import DatasetPolicy
 from pdbg.sql.flatten import PRIVATE_ALIAS, FlatQuery
 from pdbg.sql.guard import guard
 from pdbg.sql.keys import KeyInfo, sql_value
-from pdbg.sql.measures import Builder
+from pdbg.sql.measures import FIXED_POINT_LIMIT, Builder
 from pdbg.sql.parse import render
 
 _TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"}
@@ -162,7 +162,12 @@ def bounded_sql(policy: DatasetPolicy, fq: FlatQuery, keys: list[KeyInfo], b: Bu
     else:
         # the engine always binds $salt; DuckDB refuses an unused named parameter, so reference it
         source = "__per_unit WHERE $salt IS NOT NULL"
-    sums = [f"COALESCE(SUM({d.measure.id}), 0) AS {d.measure.id}" for d in b.defs]
+    # Each final sum is clamped to ±(2^62 - 1) before leaving the engine: a sum of many units' bounded
+    # contributions could otherwise pass BIGINT and fail (only when enough units match). Clamping
+    # the aggregate is 1-Lipschitz, so no sensitivity grows; it only ever touches astronomic sums.
+    lim = FIXED_POINT_LIMIT
+    sums = [f"CAST(LEAST(GREATEST(COALESCE(SUM({d.measure.id}), 0), -{lim}), {lim}) AS BIGINT) AS {d.measure.id}"
+            for d in b.defs]
     final = f"SELECT {', '.join([*knames, *sums, 'COUNT(*) AS __units'])} FROM {source}"
     if keys:
         final += f" GROUP BY {', '.join(knames)} ORDER BY {', '.join(knames)}"

@@ -159,6 +159,7 @@ def test_huge_constants_cannot_turn_overflow_into_an_exact_count(make_ws, monkey
 
         monkeypatch.setattr(sess, "_PLANS", {})
         monkeypatch.setattr(measures, "value_ceiling", lambda policy: float("inf"))
+        monkeypatch.setattr(measures, "FIXED_POINT_LIMIT", float("inf"))
         monkeypatch.setattr(verify, "value_ceiling", lambda policy: float("inf"))
     sql = OVERFLOW.replace("1e17", "1e18")       # k = 10 rows of 1e18 overflow BIGINT; none does not
     outcomes = [_outcome(ws, sql) for ws in (ws0, ws1)]
@@ -216,3 +217,31 @@ def test_a_failing_join_condition_cannot_reveal_a_value(make_ws, monkeypatch, de
         assert outcomes == ["answer", "answer"]
     else:
         assert outcomes == ["answer", "failed"]   # charged, but the failure itself tells the victim's value
+
+
+
+# -- many units' bounded contributions: the final sum must not overflow only when enough match --
+
+BIG = S.policy_dict(max_rows_per_unit=1000, columns={**S.POLICY["columns"],
+                    "latency_ms": {"class": "metric", "type": "float", "bounds": [0, 1e12]}})
+
+
+@pytest.mark.parametrize("defence", ["on", "off"])
+def test_a_sum_of_many_large_contributions_cannot_overflow_into_a_count(make_ws, monkeypatch, defence):
+    """Each unit may contribute k·bound·scale = 10^18 here (within the policy limits); ten such units
+    passed BIGINT in the final sum, so the query failed only when at least ten matched. The final
+    sums are clamped to ±(2^62 - 1) in SQL (1-Lipschitz: no sensitivity grows)."""
+    rows = [S.row(f"u{i}", latency_ms=1e12) for i in range(12) for _ in range(1000)]
+    ws0, _ = make_ws(rows[:1000 * 4], policy=BIG)
+    ws1, _ = make_ws(rows, policy=BIG)
+    if defence == "off":
+        import pdbg.session as sess
+        from pdbg.sql import rewrite
+
+        monkeypatch.setattr(sess, "_PLANS", {})
+        monkeypatch.setattr(rewrite, "FIXED_POINT_LIMIT", 2**100)     # the clamp no longer bites
+    outcomes = [_outcome(ws, "SELECT SUM(latency_ms) AS s FROM t", epsilon=0.5)[0] for ws in (ws0, ws1)]
+    if defence == "on":
+        assert outcomes == ["answer", "answer"]
+    else:
+        assert outcomes == ["answer", "failed"]

@@ -89,3 +89,22 @@ def test_pattern_stars_in_ctes_are_refused(sql, policy):
     with pytest.raises(QueryRejected) as info:
         plan_query(sql, policy)
     assert info.value.rule == "no-star"
+
+
+def test_aggregates_too_wide_for_fixed_point_are_refused_before_data():
+    """VARIANCE squares the half-width: with bounds of ±10^12 one unit's contribution passes BIGINT
+    and the cast would fail only on units whose values reach the bounds."""
+    import copy
+
+    from pdbg.policy.model import parse_policy
+
+    from .conftest import POLICY
+
+    wide = copy.deepcopy(POLICY)
+    wide["columns"]["latency_ms"]["bounds"] = [0, 1e12]
+    p = parse_policy(wide)
+    plan_query("SELECT AVG(latency_ms) AS a FROM requests", p)
+    with pytest.raises(QueryRejected) as info:
+        plan_query("SELECT VARIANCE(latency_ms) AS v FROM requests", p)
+    assert info.value.rule == "unbounded-value" and "LEAST(GREATEST" in info.value.hint
+    plan_query("SELECT VARIANCE(LEAST(GREATEST(latency_ms, 0), 1000)) AS v FROM requests", p)

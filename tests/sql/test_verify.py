@@ -57,8 +57,8 @@ BASE = "SELECT service, COUNT(*) AS n FROM requests WHERE status >= 500 GROUP BY
     ("WHERE __r.status >= 500", "WHERE __r.status >= (SELECT MAX(status) FROM requests)", "outside the plan's steps"),
     ("WHERE __r.status >= 500", "WHERE __r.status >= 500 AND len(ARRAY(SELECT user_id FROM requests)) > 0",
      "outside the plan's steps"),
-    ("SELECT service, COALESCE(SUM(__m0), 0)", "SELECT service, (SELECT COUNT(*) FROM requests) AS x, "
-                                              "COALESCE(SUM(__m0), 0)", "outside the plan's steps"),
+    ("SELECT service, CAST(LEAST(", "SELECT service, (SELECT COUNT(*) FROM requests) AS x, CAST(LEAST(",
+     "outside the plan's steps"),
     ("FROM requests AS __r", "FROM requests AS __r, requests AS __x", "read 2 times"),
     ("FROM __capped GROUP BY", "FROM requests GROUP BY", "read 2 times"),
     ("__r.service AS service", "CAST(__r.message AS INTEGER) AS service", "cast in the base step"),
@@ -125,7 +125,7 @@ ATTACKS = [
     "SELECT COUNT(*) AS n FROM requests WHERE CASE WHEN message LIKE 's%' THEN levenshtein(message, 'x') ELSE 0 END > 0",
 ]
 
-STEP1 = ("resolved_allowlist", "function_allowlist", "ceiling", "flatten_subqueries")
+STEP1 = ("resolved_allowlist", "function_allowlist", "ceiling", "fixed_point", "flatten_subqueries")
 
 
 def _disable(monkeypatch, which):
@@ -138,6 +138,8 @@ def _disable(monkeypatch, which):
         monkeypatch.setattr(function_allowlist, "check", lambda ctx: None)
     if "ceiling" in which:
         monkeypatch.setattr(measures, "value_ceiling", lambda policy: float("inf"))
+    if "fixed_point" in which:
+        monkeypatch.setattr(measures, "FIXED_POINT_LIMIT", float("inf"))
     if "flatten_subqueries" in which:
         monkeypatch.setattr(flatten._Scope, "check_subqueries", lambda self, where: None)
 

@@ -6,4 +6,4 @@ __per_unit AS MATERIALIZED (SELECT __unit, service, hash(__unit, $salt, service)
 __heavy AS (SELECT __unit FROM __per_unit GROUP BY __unit HAVING COUNT(*) > 2),
 __cut AS (SELECT __unit, min(__h, 3) AS __c FROM __per_unit SEMI JOIN __heavy USING (__unit) GROUP BY __unit),
 __capped AS (SELECT __per_unit.* FROM __per_unit LEFT JOIN __cut USING (__unit) WHERE __c IS NULL OR __h < __c[2] OR (__h = __c[2] AND __c[2] < __c[3]))
-SELECT service, COALESCE(SUM(__m0), 0) AS __m0, COALESCE(SUM(__m1), 0) AS __m1, COALESCE(SUM(__m2), 0) AS __m2, COUNT(*) AS __units FROM __capped GROUP BY service ORDER BY service
+SELECT service, CAST(LEAST(GREATEST(COALESCE(SUM(__m0), 0), -4611686018427387903), 4611686018427387903) AS BIGINT) AS __m0, CAST(LEAST(GREATEST(COALESCE(SUM(__m1), 0), -4611686018427387903), 4611686018427387903) AS BIGINT) AS __m1, CAST(LEAST(GREATEST(COALESCE(SUM(__m2), 0), -4611686018427387903), 4611686018427387903) AS BIGINT) AS __m2, COUNT(*) AS __units FROM __capped GROUP BY service ORDER BY service
