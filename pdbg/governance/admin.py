@@ -19,6 +19,7 @@ owner or an admin (``dataset.add``, ``data.ingest``) and audits refusals.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,6 +94,9 @@ def ingest(
 ) -> IngestReport:
     """Ingest ``files``, audited as ``ingest.intent`` → commit → ``ingest`` (counts only, never a value)."""
     check(ws, actor, "data.ingest", f"dataset {dataset}", audit_refusal=True)
+    if isinstance(files, (str, os.PathLike)):   # one path, not a sequence of characters
+        files = [files]
+    ingest_load.check_inputs(files)   # a bad path is refused before an intent is written
     recovery.recover_pending(ws, actor)
     op = intents.begin(ws, actor, "ingest", dataset=dataset, files=[Path(f).name for f in files])
     result: dict = {}

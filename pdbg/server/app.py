@@ -62,7 +62,7 @@ longer should be narrowed; a runaway query must not hold a worker for minutes.""
 STATUS = {
     "AccessDenied": 403, "QueryRejected": 400, "BudgetExceeded": 409, "PolicyError": 400,
     "WorkspaceError": 400, "IngestError": 400, "EngineError": 503, "QueryTimeout": 504,
-    "AuditError": 503, "PdbgError": 400,
+    "AuditError": 503, "StorageError": 503, "PdbgError": 400,
     # a query that failed after reading data: charged and audited, a fixed message (never a bare 500)
     "QueryFailed": 422,
 }

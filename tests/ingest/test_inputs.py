@@ -158,3 +158,21 @@ def test_a_single_path_is_one_file(registered, raw_file):
     assert rep.files == ["raw.jsonl"] and rep.rows_out == 3
     rep = load.ingest(registered, "requests", str(raw_file))     # a str, not its characters
     assert rep.files == ["raw.jsonl"] and rep.data_version == 2
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_a_bad_path_is_refused_before_any_intent_is_written(tmp_path, monkeypatch, policy, single):
+    """An empty file or a directory is refused by the admin layer before it records an intent:
+    the log shows no ingest.intent and no settlement, only the refusal the caller sees."""
+    from pdbg.governance.init import init_workspace
+    from pdbg.policy.workspace import MIRROR_ENV
+
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    ws = init_workspace(tmp_path / "ws", audit_mirror=tmp_path / "m")
+    datasets.register(ws, policy)
+    p = tmp_path / "empty.jsonl"
+    p.write_text("")
+    n = len(list(AuditLog(ws).records()))
+    with pytest.raises(IngestError):
+        admin.ingest(ws, "requests", str(p) if single else [p, tmp_path], os_actor())
+    assert not [r for r in list(AuditLog(ws).records())[n:] if r["action"].startswith("ingest")]

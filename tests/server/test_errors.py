@@ -226,3 +226,16 @@ def test_serve_passes_its_limits_to_the_app(demo, monkeypatch):
 def test_untokenizable_sql_is_refused_not_a_500(http, sql):
     r = http(INVESTIGATOR).post("/v1/query", json={"case": DEMO_CASE, "sql": sql, "epsilon": 0.1})
     assert_error_body(r, 400, "QueryRejected")
+
+
+@pytest.mark.parametrize("name", ["StorageBusy", "StorageReadOnly", "StorageFull", "StorageCorrupt"])
+def test_storage_failures_are_503_json_naming_only_the_file(name):
+    """A damaged or full state.sqlite is the server's trouble, not the request's: 503, never 400."""
+    import json
+
+    from pdbg import errors
+    from pdbg.server.app import _error_response
+
+    resp = _error_response(getattr(errors, name)("state.sqlite cannot be used", file="state.sqlite"))
+    body = json.loads(resp.body)
+    assert resp.status_code == 503 and body["error"] == name and "/" not in body["message"]
