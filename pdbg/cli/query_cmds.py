@@ -30,28 +30,10 @@ def _fmt(v) -> str:
 
 
 def read_token(token_file: str | None) -> str | None:
-    """The token from ``token_file`` (refused unless only its owner can read it), else $PDBG_TOKEN."""
-    import os
-    import stat
+    """The token from ``token_file`` or $PDBG_TOKEN (``pdbg.governance.principals.read_token``)."""
+    from pdbg.governance.principals import read_token as read
 
-    from pdbg.errors import AccessDenied
-
-    if token_file is None:
-        return os.environ.get("PDBG_TOKEN") or None
-    try:
-        st = os.stat(token_file)
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            raise AccessDenied(f"token file {token_file} is readable by group or others "
-                               f"(mode {stat.S_IMODE(st.st_mode):04o})",
-                               f"chmod 600 {token_file}, or set PDBG_TOKEN instead")
-        with open(token_file, encoding="utf-8") as f:
-            token = f.read(4096).strip()
-    except OSError as exc:
-        raise AccessDenied(f"cannot read token file {token_file} ({exc.strerror or type(exc).__name__})",
-                           "Pass a readable file holding only the token, or set PDBG_TOKEN.") from None
-    if not token:
-        raise AccessDenied(f"token file {token_file} is empty", "Put the token `pdbg user add` printed in it.")
-    return token
+    return read(token_file)
 
 
 def register(cli: click.Group) -> None:

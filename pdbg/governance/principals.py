@@ -441,3 +441,32 @@ def failure_reason(ws: Workspace, name: str | None, has_token: bool) -> str:
     if not user.active:
         return "inactive-user"
     return "wrong-token"
+
+
+def read_token(token_file: str | None) -> str | None:
+    """The token from ``token_file`` (refused unless only its owner can read it), else $PDBG_TOKEN.
+
+    Never from the command line: argv is visible to every user of the machine (``ps``), and a
+    token in a notebook cell is saved with the notebook. Shared by the CLI and ``%pdbg connect``.
+    """
+    import os
+    import stat
+
+    from pdbg.errors import AccessDenied
+
+    if token_file is None:
+        return os.environ.get("PDBG_TOKEN") or None
+    try:
+        st = os.stat(token_file)
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise AccessDenied(f"token file {token_file} is readable by group or others "
+                               f"(mode {stat.S_IMODE(st.st_mode):04o})",
+                               f"chmod 600 {token_file}, or set PDBG_TOKEN instead")
+        with open(token_file, encoding="utf-8") as f:
+            token = f.read(4096).strip()
+    except OSError as exc:
+        raise AccessDenied(f"cannot read token file {token_file} ({exc.strerror or type(exc).__name__})",
+                           "Pass a readable file holding only the token, or set PDBG_TOKEN.") from None
+    if not token:
+        raise AccessDenied(f"token file {token_file} is empty", "Put the token `pdbg user add` printed in it.")
+    return token

@@ -121,7 +121,7 @@ class ConnectArgs:
     target: str
     user: str
     case: str
-    token: str | None = None
+    token_file: str | None = None      # the token itself never appears in a cell: PDBG_TOKEN or a 0600 file
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ _VERBS = ("connect", "use", "budget", "history", "templates", "disconnect", "hel
 
 def pdbg_usage() -> str:
     return (
-        "%pdbg connect WS|URL --user U --case C [--token T]   open a session (embedded or broker)\n"
+        "%pdbg connect WS|URL --user U --case C [--token-file F]   open a session (token: $PDBG_TOKEN or F)\n"
         "%pdbg use VAR          use an existing session object from a variable\n"
         "%pdbg budget           granted / spent / remaining per grant\n"
         "%pdbg history          this case's releases\n"
@@ -159,9 +159,12 @@ def parse_pdbg(line: str) -> PdbgCommand:
         p.add_argument("target")
         p.add_argument("--user", "-u", required=True)
         p.add_argument("--case", "-c", required=True)
-        p.add_argument("--token", default=None)
+        p.add_argument("--token-file", dest="token_file", default=None)
+        if any(w == "--token" or w.startswith("--token=") for w in rest):
+            raise MagicUsageError("%pdbg connect takes no --token: a token typed in a cell is saved with the notebook",
+                                  "Set PDBG_TOKEN in the kernel's environment, or pass --token-file F (mode 0600).")
         ns = p.parse_args(rest)
-        return PdbgCommand("connect", connect=ConnectArgs(ns.target, ns.user, ns.case, ns.token))
+        return PdbgCommand("connect", connect=ConnectArgs(ns.target, ns.user, ns.case, ns.token_file))
     if verb == "use":
         if len(rest) != 1 or not rest[0].isidentifier():
             raise MagicUsageError("%pdbg use needs one variable name", "e.g. `%pdbg use session`.")

@@ -123,7 +123,9 @@ class PdbgMagics(Magics):
             import pdbg
 
             c = cmd.connect
-            session = pdbg.connect(c.target, user=c.user, case=c.case, token=c.token)
+            from pdbg.governance.principals import read_token
+
+            session = pdbg.connect(c.target, user=c.user, case=c.case, token=read_token(c.token_file))
             set_current_session(session)
             print(f"pdbg: connected as {c.user} on case {c.case}")
             display(disp.BudgetTable(session.budget()))

@@ -61,8 +61,15 @@ def test_infer_free_param():
 
 def test_pdbg_connect():
     c = parse_pdbg("connect /tmp/ws --user alice --case INC-7").connect
-    assert (c.target, c.user, c.case, c.token) == ("/tmp/ws", "alice", "INC-7", None)
-    assert parse_pdbg("connect http://h:8080 -u a -c C --token t").connect.token == "t"
+    assert (c.target, c.user, c.case, c.token_file) == ("/tmp/ws", "alice", "INC-7", None)
+    assert parse_pdbg("connect http://h:8080 -u a -c C --token-file /t").connect.token_file == "/t"
+
+
+@pytest.mark.parametrize("line", ["connect /ws -u a -c C --token s3cret", "connect /ws -u a -c C --token=s3cret"])
+def test_pdbg_connect_refuses_a_token_in_the_cell(line):
+    with pytest.raises(MagicUsageError) as err:
+        parse_pdbg(line)
+    assert "s3cret" not in str(err.value) and "PDBG_TOKEN" in err.value.hint
 
 
 @pytest.mark.parametrize("line", ["connect /ws --user a", "connect --user a --case c", "frobnicate",

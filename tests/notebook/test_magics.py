@@ -107,7 +107,8 @@ def test_pdbg_connect_uses_pdbg_connect(ip, monkeypatch, capsys, fake):
         return fake
 
     monkeypatch.setattr(pdbg, "connect", connect)
-    ip.run_line_magic("pdbg", "connect /tmp/ws --user alice --case INC-7 --token s3cret")
+    monkeypatch.setenv("PDBG_TOKEN", "s3cret")
+    ip.run_line_magic("pdbg", "connect /tmp/ws --user alice --case INC-7")
     out = capsys.readouterr().out
     assert seen == {"target": "/tmp/ws", "user": "alice", "case": "INC-7", "token": "s3cret"}
     assert "connected as alice on case INC-7" in out and "s3cret" not in out
