@@ -1,6 +1,6 @@
 """Magics, widgets and the investigation notebook work unchanged against a broker.
 
-Only the public interface is used: `%pdbg connect URL --token T`, `pdbg.connect(URL)`
+Only the public interface is used: `%pdbg connect URL --token-file F`, `pdbg.connect(URL)`
 with ``$PDBG_TOKEN``, `pdbg.oversee(URL)` for the governance and postmortem views, and
 the notebooks' own parameters (``PDBG_WORKSPACE`` may be a broker URL).
 """
@@ -32,13 +32,18 @@ def ip():
     set_current_session(None)
 
 
-def test_magics_against_the_broker(ip, broker, tokens, fresh_case, capsys):
+def test_magics_against_the_broker(ip, broker, tokens, fresh_case, capsys, tmp_path):
+    import os
+
     from pdbg.notebook import display as disp
     from pdbg.notebook.magics import current_session
     from pdbg.server.client import RemoteSession
 
     case = fresh_case()
-    ip.run_line_magic("pdbg", f"connect {broker.url} --user {INVESTIGATOR} --case {case} --token {tokens[INVESTIGATOR]}")
+    token_file = tmp_path / "token"
+    token_file.write_text(tokens[INVESTIGATOR] + "\n")
+    os.chmod(token_file, 0o600)       # the token never appears in the cell, only the file's name
+    ip.run_line_magic("pdbg", f"connect {broker.url} --user {INVESTIGATOR} --case {case} --token-file {token_file}")
     assert isinstance(current_session(), RemoteSession)
     assert "connected as alice" in capsys.readouterr().out
     pv = ip.run_cell_magic("dpsql", "--preview --epsilon 0.2", COUNT)
