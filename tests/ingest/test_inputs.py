@@ -121,7 +121,9 @@ def test_missing_file_message(registered, tmp_path):
     refused(registered, [tmp_path / "nope.jsonl"], "nope.jsonl", "does not exist")
 
 
-def test_admin_refusal_writes_no_ingest_record(tmp_path, monkeypatch, policy):
+@pytest.fixture
+def admin_ws(tmp_path, monkeypatch, policy):
+    """A registered workspace for the admin layer, and an empty input file."""
     from pdbg.governance.init import init_workspace
     from pdbg.policy.workspace import MIRROR_ENV
 
@@ -130,6 +132,11 @@ def test_admin_refusal_writes_no_ingest_record(tmp_path, monkeypatch, policy):
     datasets.register(ws, policy)
     p = tmp_path / "empty.jsonl"
     p.write_text("")
+    return ws, p
+
+
+def test_admin_refusal_writes_no_ingest_record(admin_ws):
+    ws, p = admin_ws
     n = len(list(AuditLog(ws).records()))
     with pytest.raises(IngestError):
         admin.ingest(ws, "requests", [p], os_actor())
@@ -161,17 +168,10 @@ def test_a_single_path_is_one_file(registered, raw_file):
 
 
 @pytest.mark.parametrize("single", [False, True])
-def test_a_bad_path_is_refused_before_any_intent_is_written(tmp_path, monkeypatch, policy, single):
+def test_a_bad_path_is_refused_before_any_intent_is_written(admin_ws, tmp_path, single):
     """An empty file or a directory is refused by the admin layer before it records an intent:
     the log shows no ingest.intent and no settlement, only the refusal the caller sees."""
-    from pdbg.governance.init import init_workspace
-    from pdbg.policy.workspace import MIRROR_ENV
-
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
-    ws = init_workspace(tmp_path / "ws", audit_mirror=tmp_path / "m")
-    datasets.register(ws, policy)
-    p = tmp_path / "empty.jsonl"
-    p.write_text("")
+    ws, p = admin_ws
     n = len(list(AuditLog(ws).records()))
     with pytest.raises(IngestError):
         admin.ingest(ws, "requests", str(p) if single else [p, tmp_path], os_actor())
