@@ -38,6 +38,7 @@ from pathlib import Path
 
 from pdbg import clock
 from pdbg.errors import AuditError
+from pdbg.ledger.audit.log import _fsync_dir
 from pdbg.policy.workspace import Workspace
 
 OUTCOMES = ("done", "not-done")
@@ -53,14 +54,6 @@ def has_pending(ws: Workspace) -> bool:
         return any(p.endswith(".json") for p in os.listdir(pending_dir(ws)))
     except FileNotFoundError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Intent:
